@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh clone with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(BIN)/.installed
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --no-input
+	@echo ""
+	@echo "Catalog upload portal (embedded mode: SQLite, local storage, local queue) on http://$(HOST):$(PORT)/"
+	@echo "  Admin login:  $(BIN)/python manage.py createsuperuser   then open http://$(HOST):$(PORT)/admin/"
+	@echo "  An API key:   $(BIN)/python manage.py create_tenant tenant_demo --name 'Demo'"
+	@echo "                $(BIN)/python manage.py create_api_key tenant_demo   (the key is the last line)"
+	@echo "  API docs:     http://$(HOST):$(PORT)/v1/docs/"
+	@echo "  Queue:        $(BIN)/python manage.py local_queue"
+	@echo ""
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(BIN)/.installed lint typecheck pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy .
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/local_upload.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,163 @@
+"""One env-driven settings module. Its defaults boot the embedded mode (SQLite, local storage,
+local queue); production sets DATABASE_URL, S3_RAW_MEDIA_BUCKET and SQS_QUEUE_URL."""
+
+from pathlib import Path
+
+import dj_database_url
+
+from portal.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DEBUG", default=False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    # Embedded mode: a per-checkout key kept beside the data, never committed.
+    _key_file = DATA_DIR / "secret_key"
+    if not _key_file.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        _key_file.write_text(get_random_secret_key())
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "tenants",
+    "uploads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+else:
+    # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
+    # two threads never deadlock upgrading a read lock; the timeout waits out a busy writer.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "portal.sqlite3"),
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.auth.HasTenant"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Catalog upload portal API",
+    "DESCRIPTION": "Resumable photo and audio uploads straight to object storage, v1.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# --- Uploads -------------------------------------------------------------------------------
+AWS_REGION = env_str("AWS_REGION", "ap-south-1")
+# Set: objects go to this S3 bucket (any S3-compatible endpoint through boto3's own
+# AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3). Unset: the local backend under DATA_DIR/objects.
+S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
+# Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
+SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
+DYNAMODB_CATALOG_TABLE = env_str("DYNAMODB_CATALOG_TABLE")
+
+UPLOADS_URL_EXPIRY_SECONDS = env_int("UPLOADS_URL_EXPIRY_SECONDS", 3600)
+UPLOADS_PART_URL_EXPIRY_SECONDS = env_int("UPLOADS_PART_URL_EXPIRY_SECONDS", 900)
+UPLOADS_MULTIPART_EXPIRY_SECONDS = env_int("UPLOADS_MULTIPART_EXPIRY_SECONDS", 7 * 24 * 3600)
+UPLOADS_MULTIPART_THRESHOLD = env_int("UPLOADS_MULTIPART_THRESHOLD", 16 * 1024 * 1024)
+# S3's own limits; the minimum is a setting only so tests can use small parts.
+UPLOADS_MIN_PART_SIZE = env_int("UPLOADS_MIN_PART_SIZE", 5 * 1024 * 1024)
+UPLOADS_MAX_PART_SIZE = 5 * 1024**3
+UPLOADS_MAX_PARTS = 10_000
+UPLOADS_DEFAULT_PART_SIZE = env_int("UPLOADS_DEFAULT_PART_SIZE", 8 * 1024 * 1024)
+UPLOADS_MAX_SIGN_BATCH = 100
+# Per-tenant limits default to these; a Tenant row may lower or raise them.
+UPLOADS_DEFAULT_MAX_PHOTO_BYTES = env_int("UPLOADS_DEFAULT_MAX_PHOTO_BYTES", 50 * 1024 * 1024)
+UPLOADS_DEFAULT_MAX_AUDIO_BYTES = env_int("UPLOADS_DEFAULT_MAX_AUDIO_BYTES", 2 * 1024**3)
+# India's 22 scheduled languages plus English: ISO 639-1 codes where one exists; Bodo, Dogri,
+# Konkani, Maithili, Manipuri and Santali have none, so they use their ISO 639-2/3 codes.
+UPLOADS_LANGUAGES = env_list(
+    "UPLOADS_LANGUAGES",
+    [
+        "as", "bn", "brx", "doi", "gu", "hi", "kn", "ks", "kok", "mai", "ml", "mni",
+        "mr", "ne", "or", "pa", "sa", "sat", "sd", "ta", "te", "ur", "en",
+    ],
+)  # fmt: skip
+UPLOADS_LOCAL_ROOT = DATA_DIR / "objects"
+UPLOADS_LOCAL_QUEUE_DIR = DATA_DIR / "queue"

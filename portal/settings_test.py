@@ -1,0 +1,15 @@
+"""Test settings: the embedded defaults, with a throwaway data dir and small parts."""
+
+import os
+import tempfile
+
+os.environ.setdefault("PORTAL_DATA_DIR", tempfile.mkdtemp(prefix="portal-test-"))
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+
+from portal.settings import *  # noqa: F403
+
+# S3 requires 5 MiB parts; tests exercise the same plan arithmetic with small ones.
+UPLOADS_MIN_PART_SIZE = 64 * 1024
+UPLOADS_DEFAULT_PART_SIZE = 64 * 1024
+UPLOADS_MULTIPART_THRESHOLD = 256 * 1024
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

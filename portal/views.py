@@ -1,0 +1,21 @@
+"""JSON answers for errors Django itself raises outside DRF (unknown URLs, crashes), so API
+clients never have to parse an HTML page."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+from portal.exceptions import error_body
+
+_API_PREFIXES = ("/v1/", "/storage/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith(_API_PREFIXES):
+        return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(_API_PREFIXES):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return defaults.server_error(request)

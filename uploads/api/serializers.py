@@ -1,0 +1,199 @@
+"""The wire contract, camelCase, one input and one output serializer per endpoint."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from uploads.models import MediaUpload, Submission
+
+MAX_BIGINT = 2**63 - 1
+
+
+class AbsoluteUrlField(serializers.CharField):
+    """The local backend signs paths; clients need absolute URLs. S3 URLs pass unchanged."""
+
+    def to_representation(self, value: str) -> str:
+        return self.context["request"].build_absolute_uri(value)
+
+
+class CompactSerializer(serializers.Serializer):
+    """Leaves out optional fields that have no value, as the contract's `field?` marks them."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        return {k: v for k, v in data.items() if v is not None or self.fields[k].required}
+
+
+# --- inputs --------------------------------------------------------------------------------
+class InitiateInput(serializers.Serializer):
+    tenantId = serializers.CharField(source="tenant_id", required=False, max_length=63)
+    artisanId = serializers.CharField(source="artisan_id", max_length=64)
+    contentType = serializers.CharField(source="content_type", max_length=200)
+    trackingId = serializers.CharField(source="tracking_id", required=False, max_length=64)
+    fileSize = serializers.IntegerField(source="file_size", required=False, min_value=1, max_value=MAX_BIGINT)
+
+
+class CreateUploadInput(InitiateInput):
+    fileSize = serializers.IntegerField(source="file_size", min_value=1, max_value=MAX_BIGINT)
+    partSize = serializers.IntegerField(source="part_size", required=False, min_value=1, max_value=MAX_BIGINT)
+
+
+class CompleteInput(serializers.Serializer):
+    trackingId = serializers.CharField(source="tracking_id", max_length=64)
+    photoKey = serializers.CharField(source="photo_key", max_length=512)
+    audioKey = serializers.CharField(source="audio_key", max_length=512)
+    language = serializers.CharField(max_length=8)
+    priority = serializers.CharField(required=False, default="normal", max_length=16)
+
+
+class SignPartsInput(serializers.Serializer):
+    partNumbers = serializers.ListField(
+        source="part_numbers",
+        child=serializers.IntegerField(min_value=1, max_value=10_000),
+        min_length=1,
+        max_length=100,
+    )
+
+
+class RecordPartInput(serializers.Serializer):
+    etag = serializers.CharField(max_length=128)
+    size = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT)
+
+
+class ProgressQuery(serializers.Serializer):
+    urls = serializers.IntegerField(required=False, default=0, min_value=0, max_value=100)
+
+
+# --- outputs -------------------------------------------------------------------------------
+class InitiateOutput(serializers.Serializer):
+    trackingId = serializers.CharField(source="media.submission.tracking_id")
+    uploadUrl = AbsoluteUrlField(source="upload.url")
+    expiresAt = serializers.DateTimeField(source="upload.expires_at")
+    key = serializers.CharField(source="media.object_key")
+    mediaId = serializers.CharField(source="media.media_id")
+    headers = serializers.DictField(source="upload.headers", child=serializers.CharField())
+
+
+class CreateUploadOutput(CompactSerializer):
+    trackingId = serializers.CharField(source="media.submission.tracking_id")
+    mediaId = serializers.CharField(source="media.media_id")
+    key = serializers.CharField(source="media.object_key")
+    strategy = serializers.CharField(source="media.strategy")
+    expiresAt = serializers.SerializerMethodField(method_name="get_expires_at")
+    uploadUrl = AbsoluteUrlField(source="upload.url", required=False, default=None)
+    headers = serializers.DictField(
+        source="upload.headers", child=serializers.CharField(), required=False, default=None
+    )
+    partSize = serializers.IntegerField(source="plan.part_size", required=False, default=None)
+    numParts = serializers.IntegerField(source="plan.part_count", required=False, default=None)
+
+    def get_expires_at(self, obj: Any) -> str:
+        """The single PUT URL's expiry, or the multipart upload's."""
+        when = obj.upload.expires_at if obj.upload else obj.media.expires_at
+        return serializers.DateTimeField().to_representation(when)
+
+
+class CompleteOutput(serializers.Serializer):
+    status = serializers.CharField()
+    trackingId = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SignedPartOutput(serializers.Serializer):
+    partNumber = serializers.IntegerField(source="part_number")
+    url = AbsoluteUrlField(source="request.url")
+    size = serializers.IntegerField()
+    expiresAt = serializers.DateTimeField(source="request.expires_at")
+    headers = serializers.DictField(source="request.headers", child=serializers.CharField())
+
+
+class SignedPartsOutput(serializers.Serializer):
+    parts = SignedPartOutput(many=True)
+
+
+class StoredPartOutput(serializers.Serializer):
+    partNumber = serializers.IntegerField(source="part_number")
+    size = serializers.IntegerField()
+    etag = serializers.CharField()
+
+
+class ProgressOutput(CompactSerializer):
+    mediaId = serializers.CharField(source="media.media_id")
+    trackingId = serializers.CharField(source="media.submission.tracking_id")
+    key = serializers.CharField(source="media.object_key")
+    status = serializers.CharField(source="media.status")
+    strategy = serializers.CharField(source="media.strategy")
+    fileSize = serializers.IntegerField(source="media.declared_size", allow_null=True)
+    expiresAt = serializers.DateTimeField(source="media.expires_at")
+    bytesUploaded = serializers.IntegerField(source="bytes_uploaded")
+    partSize = serializers.IntegerField(source="media.part_size", required=False, default=None)
+    numParts = serializers.IntegerField(source="media.part_count", required=False, default=None)
+    completedParts = StoredPartOutput(source="completed_parts", many=True)
+    pendingParts = serializers.ListField(source="pending_parts", child=serializers.IntegerField())
+    pendingPartUrls = SignedPartOutput(source="part_urls", many=True)
+
+
+class RecordedPartOutput(serializers.Serializer):
+    partNumber = serializers.IntegerField(source="part_number")
+    size = serializers.IntegerField()
+    etag = serializers.CharField()
+
+
+class MediaCompleteOutput(serializers.Serializer):
+    mediaId = serializers.CharField(source="media_id")
+    key = serializers.CharField(source="object_key")
+    status = serializers.CharField()
+    size = serializers.IntegerField()
+    etag = serializers.CharField()
+
+
+class MediaAbortOutput(serializers.Serializer):
+    mediaId = serializers.CharField(source="media_id")
+    key = serializers.CharField(source="object_key")
+    status = serializers.CharField()
+
+
+class FileStatusOutput(CompactSerializer):
+    mediaId = serializers.CharField(source="media_id")
+    kind = serializers.CharField()
+    key = serializers.CharField(source="object_key")
+    contentType = serializers.CharField(source="content_type")
+    strategy = serializers.CharField()
+    status = serializers.CharField()
+    fileSize = serializers.IntegerField(source="declared_size", allow_null=True)
+    bytesRecorded = serializers.SerializerMethodField(
+        method_name="get_bytes_recorded",
+        help_text="Uploaded bytes as far as the portal has recorded them (all of them once uploaded). "
+        "GET /v1/catalog/uploads/{mediaId} asks storage itself.",
+    )
+    numParts = serializers.IntegerField(source="part_count", required=False, default=None)
+
+    def get_bytes_recorded(self, media: MediaUpload) -> int:
+        if media.size is not None:
+            return media.size
+        return getattr(media, "recorded_bytes", None) or 0
+
+
+class StatusOutput(CompactSerializer):
+    trackingId = serializers.CharField(source="tracking_id")
+    stage = serializers.CharField()
+    message = serializers.CharField(source="stage_message")
+    timestamp = serializers.DateTimeField(source="updated_at")
+    catalogId = serializers.SerializerMethodField(method_name="get_catalog_id", required=False)
+    errorDetails = serializers.JSONField(source="error_details", required=False, default=None)
+    files = FileStatusOutput(source="media", many=True)
+
+    def get_catalog_id(self, submission: Submission) -> str | None:
+        return submission.catalog_id or None
+
+
+class ErrorBodyOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorOutput(serializers.Serializer):
+    """Every 4xx and 5xx of the API has this shape."""
+
+    error = ErrorBodyOutput()

@@ -1,0 +1,123 @@
+"""API v1. Every action: validate input, call one service, render output."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.models import ApiKey, Tenant
+from uploads import selectors, services
+from uploads.api import serializers as io
+from uploads.errors import TenantMismatch
+
+ERRORS = {code: io.ErrorOutput for code in (400, 401, 403, 404, 409, 413, 415, 503)}
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _tenant(request: Request, claimed: str | None = None) -> Tenant:
+    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+    if claimed is not None and claimed != tenant.id:
+        raise TenantMismatch("tenantId does not match the API key's tenant.", details={"field": "tenantId"})
+    return tenant
+
+
+def _actor(request: Request) -> str:
+    return f"api:{request.auth.prefix}" if isinstance(request.auth, ApiKey) else "api"
+
+
+class CatalogViewSet(viewsets.ViewSet):
+    """The original contract: initiate, complete, status."""
+
+    @extend_schema(
+        request=io.InitiateInput, responses={201: io.InitiateOutput, **ERRORS}, operation_id="upload_initiate"
+    )
+    def initiate(self, request: Request) -> Response:
+        data = _validated(io.InitiateInput, request.data)
+        initiated = services.media_initiate(
+            tenant=_tenant(request, data.pop("tenant_id", None)),
+            allow_multipart=False,
+            file_size=data.pop("file_size", None),
+            actor=_actor(request),
+            **data,
+        )
+        return Response(io.InitiateOutput(initiated, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=io.CompleteInput, responses={202: io.CompleteOutput, **ERRORS}, operation_id="upload_complete"
+    )
+    def complete(self, request: Request) -> Response:
+        data = _validated(io.CompleteInput, request.data)
+        submission = selectors.submission_get(tenant=_tenant(request), tracking_id=data.pop("tracking_id"))
+        services.submission_complete(submission=submission, actor=_actor(request), **data)
+        body = {
+            "status": "accepted",
+            "trackingId": submission.tracking_id,
+            "message": "Upload complete; the submission is queued for processing.",
+        }
+        return Response(io.CompleteOutput(body).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: io.StatusOutput, **ERRORS}, operation_id="submission_status")
+    def status(self, request: Request, tracking_id: str) -> Response:
+        submission = selectors.submission_status(tenant=_tenant(request), tracking_id=tracking_id)
+        return Response(io.StatusOutput(submission).data)
+
+
+class UploadViewSet(viewsets.ViewSet):
+    """Resumable uploads: one file, single PUT or multipart, driven part by part."""
+
+    lookup_field = "media_id"
+
+    @extend_schema(request=io.CreateUploadInput, responses={201: io.CreateUploadOutput, **ERRORS})
+    def create(self, request: Request) -> Response:
+        data = _validated(io.CreateUploadInput, request.data)
+        initiated = services.media_initiate(
+            tenant=_tenant(request, data.pop("tenant_id", None)), actor=_actor(request), **data
+        )
+        return Response(
+            io.CreateUploadOutput(initiated, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("urls", int, description="Also sign URLs for up to this many pending parts (0-100).")
+        ],
+        responses={200: io.ProgressOutput, **ERRORS},
+    )
+    def retrieve(self, request: Request, media_id: str) -> Response:
+        query = _validated(io.ProgressQuery, request.query_params)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        progress = services.media_progress(media=media, sign_pending=query["urls"])
+        return Response(io.ProgressOutput(progress, context={"request": request}).data)
+
+    @extend_schema(responses={200: io.MediaAbortOutput, **ERRORS})
+    def destroy(self, request: Request, media_id: str) -> Response:
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = services.media_abort(media=media, actor=_actor(request))
+        return Response(io.MediaAbortOutput(media).data)
+
+    @extend_schema(request=io.SignPartsInput, responses={200: io.SignedPartsOutput, **ERRORS})
+    def sign_parts(self, request: Request, media_id: str) -> Response:
+        data = _validated(io.SignPartsInput, request.data)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
+        return Response(io.SignedPartsOutput({"parts": parts}, context={"request": request}).data)
+
+    @extend_schema(request=io.RecordPartInput, responses={200: io.RecordedPartOutput, **ERRORS})
+    def record_part(self, request: Request, media_id: str, part_number: int) -> Response:
+        data = _validated(io.RecordPartInput, request.data)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        part = services.media_record_part(media=media, part_number=part_number, **data)
+        return Response(io.RecordedPartOutput(part).data)
+
+    @extend_schema(request=None, responses={200: io.MediaCompleteOutput, **ERRORS})
+    def complete(self, request: Request, media_id: str) -> Response:
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = services.media_complete(media=media, actor=_actor(request))
+        return Response(io.MediaCompleteOutput(media).data)

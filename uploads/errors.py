@@ -1,0 +1,79 @@
+"""Domain errors. Services raise these; portal.exceptions renders each as
+`{"error": {"code", "message", "details"}}` with its status."""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    """Also the answer for another tenant's ids: existence is not disclosed across tenants."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class TenantMismatch(DomainError):
+    status_code = 403
+    code = "tenant_mismatch"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PartsMismatch(Conflict):
+    code = "parts_mismatch"
+
+
+class ObjectMissing(Conflict):
+    code = "object_missing"
+
+
+class TooLarge(DomainError):
+    status_code = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class UrlExpired(DomainError):
+    status_code = 403
+    code = "url_expired"
+
+
+class UrlInvalid(DomainError):
+    status_code = 403
+    code = "url_invalid"
+
+
+class StorageUnavailable(DomainError):
+    status_code = 503
+    code = "storage_unavailable"
+
+
+class LengthRequired(DomainError):
+    status_code = 411
+    code = "length_required"
+
+
+class UploadClosed(Conflict):
+    """The upload was completed, aborted or has expired: it takes no more parts."""
+
+    code = "upload_closed"

@@ -1,0 +1,168 @@
+"""Upload state. Django is its source of truth; rules that change it live in uploads.services."""
+
+import secrets
+
+from django.db import models
+
+from tenants.models import Tenant
+
+
+def new_tracking_id() -> str:
+    return "trk_" + secrets.token_hex(12)
+
+
+def new_media_id() -> str:
+    return "med_" + secrets.token_hex(12)
+
+
+class Stage(models.TextChoices):
+    INITIATED = "initiated"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
+class Submission(models.Model):
+    """One tracking id: the photo and audio of one product, and where processing stands."""
+
+    tracking_id = models.CharField(max_length=32, unique=True, default=new_tracking_id)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="submissions")
+    artisan_id = models.CharField(max_length=64)
+    language = models.CharField(max_length=8, blank=True)
+    priority = models.CharField(max_length=16, blank=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INITIATED)
+    stage_message = models.CharField(max_length=500, blank=True)
+    catalog_id = models.CharField(max_length=128, blank=True)
+    error_details = models.JSONField(null=True, blank=True)
+    photo_key = models.CharField(max_length=512, blank=True)
+    audio_key = models.CharField(max_length=512, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "stage", "updated_at"])]
+
+    def __str__(self) -> str:
+        return self.tracking_id
+
+
+class MediaKind(models.TextChoices):
+    PHOTO = "photo"
+    AUDIO = "audio"
+
+
+class Strategy(models.TextChoices):
+    SINGLE = "single"
+    MULTIPART = "multipart"
+
+
+class MediaStatus(models.TextChoices):
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
+class MediaUpload(models.Model):
+    """One file of a submission, and the plan its bytes follow into storage."""
+
+    media_id = models.CharField(max_length=32, unique=True, default=new_media_id)
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="media")
+    kind = models.CharField(max_length=8, choices=MediaKind.choices)
+    content_type = models.CharField(max_length=64)
+    declared_size = models.BigIntegerField(null=True, blank=True, help_text="Null when the client did not declare it.")
+    object_key = models.CharField(max_length=512, unique=True)
+    strategy = models.CharField(max_length=16, choices=Strategy.choices)
+    multipart_upload_id = models.CharField(max_length=1024, blank=True)
+    part_size = models.BigIntegerField(null=True, blank=True)
+    part_count = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=MediaStatus.choices, default=MediaStatus.PENDING)
+    expires_at = models.DateTimeField()
+    etag = models.CharField(max_length=128, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.media_id
+
+
+class UploadPart(models.Model):
+    """A part as the client reported it (bookkeeping; storage's ListParts is the authority)."""
+
+    media = models.ForeignKey(MediaUpload, on_delete=models.CASCADE, related_name="parts")
+    part_number = models.PositiveIntegerField()
+    size = models.BigIntegerField()
+    etag = models.CharField(max_length=128)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["part_number"]
+        constraints = [models.UniqueConstraint(fields=["media", "part_number"], name="uploadpart_unique_media_part")]
+
+    def __str__(self) -> str:
+        return f"part {self.part_number} of {self.media_id}"
+
+
+class OutboxMessage(models.Model):
+    """A message the portal owes a queue, written in the transaction of the change that causes
+    it, so a crash or an outage can delay it but never lose it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    class Topic(models.TextChoices):
+        PROCESSING = "processing"
+        STATUS = "status"
+
+    dedup_key = models.CharField(max_length=200, unique=True)
+    topic = models.CharField(max_length=16, choices=Topic.choices)
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="outbox", null=True)
+    body = models.JSONField()
+    attributes = models.JSONField(default=dict)
+    group_id = models.CharField(max_length=128, blank=True)
+    deduplication_id = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.dedup_key} ({self.status})"
+
+
+class Event(models.Model):
+    """Append-only timeline of a submission, for triage."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="events")
+    media = models.ForeignKey(MediaUpload, on_delete=models.CASCADE, related_name="events", null=True, blank=True)
+    actor = models.CharField(max_length=100)
+    action = models.CharField(max_length=50)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor}"

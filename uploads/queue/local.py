@@ -1,0 +1,52 @@
+"""The embedded queue: one JSON object per line in DATA_DIR/queue/<name>.jsonl, appended under
+an exclusive lock and fsynced, so a developer can read (and consume) exactly what SQS would get."""
+
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from uploads.queue.base import PublishError, QueueMessage
+
+
+class LocalQueue:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def publish(self, message: QueueMessage) -> str:
+        message_id = secrets.token_hex(16)
+        line = json.dumps(
+            {
+                "messageId": message_id,
+                "body": message.body,
+                "attributes": message.attributes,
+                "groupId": message.group_id or None,
+                "deduplicationId": message.deduplication_id or None,
+            },
+            sort_keys=True,
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as out:
+                fcntl.flock(out, fcntl.LOCK_EX)
+                out.write(line + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise PublishError(str(exc)) from exc
+        return message_id
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        try:
+            with open(self.path, encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except FileNotFoundError:
+            return
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,412 @@
+"""Services for one file's journey into storage: initiate, sign, record, inspect, complete, abort.
+
+Storage calls happen outside database transactions (a slow S3 must not hold row locks); the
+database then changes with a conditional UPDATE, so a repeat or a concurrent call is harmless."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import ParamSpec, TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tenants.models import Tenant
+from uploads.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ObjectMissing,
+    PartsMismatch,
+    StorageUnavailable,
+    TooLarge,
+    UploadClosed,
+)
+from uploads.keys import build_object_key, validate_artisan_id
+from uploads.media_types import resolve_media_type
+from uploads.models import (
+    Event,
+    MediaKind,
+    MediaStatus,
+    MediaUpload,
+    Stage,
+    Strategy,
+    Submission,
+    UploadPart,
+    new_media_id,
+    new_tracking_id,
+)
+from uploads.plan import PartPlan, plan_parts
+from uploads.storage import (
+    SignedRequest,
+    StorageBackend,
+    StorageError,
+    StoredObject,
+    StoredPart,
+    UploadNotFound,
+    get_storage,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # S3's limit for one PUT
+OPEN_STAGES = (Stage.INITIATED, Stage.UPLOADING)
+
+
+@dataclass(frozen=True)
+class InitiatedUpload:
+    media: MediaUpload
+    plan: PartPlan | None
+    upload: SignedRequest | None  # the single PUT; multipart parts are signed on demand
+
+
+@dataclass(frozen=True)
+class SignedPart:
+    part_number: int
+    size: int
+    request: SignedRequest
+
+
+@dataclass(frozen=True)
+class UploadProgress:
+    media: MediaUpload
+    bytes_uploaded: int
+    completed_parts: list[StoredPart]
+    pending_parts: list[int]
+    part_urls: list[SignedPart] = field(default_factory=list)
+
+
+def tenant_max_bytes(*, tenant: Tenant, kind: str) -> int:
+    if kind == MediaKind.PHOTO:
+        return tenant.max_photo_bytes or settings.UPLOADS_DEFAULT_MAX_PHOTO_BYTES
+    return tenant.max_audio_bytes or settings.UPLOADS_DEFAULT_MAX_AUDIO_BYTES
+
+
+def media_plan(media: MediaUpload) -> PartPlan:
+    assert media.strategy == Strategy.MULTIPART and media.part_size and media.part_count and media.declared_size
+    return PartPlan(file_size=media.declared_size, part_size=media.part_size, part_count=media.part_count)
+
+
+def media_initiate(
+    *,
+    tenant: Tenant,
+    artisan_id: str,
+    content_type: str,
+    file_size: int | None,
+    tracking_id: str | None = None,
+    part_size: int | None = None,
+    allow_multipart: bool = True,
+    actor: str,
+) -> InitiatedUpload:
+    """Adds one file to a new or existing submission. Multipart when the file is above the
+    threshold or the client proposes a part size; the part plan is fixed here, for good."""
+    validate_artisan_id(artisan_id)
+    media_type = resolve_media_type(content_type)
+    limit = tenant_max_bytes(tenant=tenant, kind=media_type.kind)
+    if file_size is not None:
+        if file_size < 1:
+            raise InvalidInput("fileSize must be at least 1 byte.", details={"field": "fileSize"})
+        if file_size > limit:
+            raise TooLarge(
+                f"A {media_type.kind} may be at most {limit} bytes.", details={"field": "fileSize", "maxBytes": limit}
+            )
+    multipart = (
+        allow_multipart
+        and file_size is not None
+        and (part_size is not None or file_size > settings.UPLOADS_MULTIPART_THRESHOLD)
+    )
+    if not multipart and file_size is not None and file_size > SINGLE_PUT_MAX_BYTES:
+        raise TooLarge("A single PUT takes at most 5 GiB; use a multipart upload.", details={"field": "fileSize"})
+    plan = plan_parts(file_size=file_size, part_size=part_size) if multipart and file_size is not None else None
+
+    if tracking_id is not None:
+        existing = Submission.objects.filter(tenant=tenant, tracking_id=tracking_id).first()
+        if existing is None:
+            raise NotFound(f"No submission {tracking_id!r}.", details={"trackingId": tracking_id})
+        _check_adding_to(existing, artisan_id)
+    media_id = new_media_id()
+    key = build_object_key(
+        tenant_id=tenant.id,
+        artisan_id=artisan_id,
+        tracking_id=tracking_id or new_tracking_id(),
+        media_id=media_id,
+        ext=media_type.ext,
+    )
+    new_tracking = key.split("/")[2]
+    storage = get_storage()
+    upload_id = _storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if plan else ""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if tracking_id is None:
+                submission = Submission.objects.create(tenant=tenant, tracking_id=new_tracking, artisan_id=artisan_id)
+                Event.objects.create(submission=submission, actor=actor, action="submission.initiated")
+            else:
+                submission = Submission.objects.select_for_update().get(tenant=tenant, tracking_id=tracking_id)
+                _check_adding_to(submission, artisan_id)
+            expiry = settings.UPLOADS_MULTIPART_EXPIRY_SECONDS if plan else settings.UPLOADS_URL_EXPIRY_SECONDS
+            media = MediaUpload.objects.create(
+                media_id=media_id,
+                submission=submission,
+                kind=media_type.kind,
+                content_type=media_type.content_type,
+                declared_size=file_size,
+                object_key=key,
+                strategy=Strategy.MULTIPART if plan else Strategy.SINGLE,
+                multipart_upload_id=upload_id,
+                part_size=plan.part_size if plan else None,
+                part_count=plan.part_count if plan else None,
+                expires_at=now + timedelta(seconds=expiry),
+            )
+            Event.objects.create(
+                submission=submission,
+                media=media,
+                actor=actor,
+                action="media.initiated",
+                details={"kind": media.kind, "strategy": media.strategy, "size": file_size},
+            )
+    except BaseException:
+        if upload_id:
+            storage.abort_multipart(key=key, upload_id=upload_id)
+        raise
+    upload = None
+    if plan is None:
+        upload = storage.presign_put(
+            key=key,
+            content_type=media_type.content_type,
+            size=file_size,
+            expires_in=settings.UPLOADS_URL_EXPIRY_SECONDS,
+        )
+    return InitiatedUpload(media=media, plan=plan, upload=upload)
+
+
+def _check_adding_to(submission: Submission, artisan_id: str) -> None:
+    if submission.artisan_id != artisan_id:
+        raise Conflict(
+            "This trackingId belongs to another artisanId.",
+            details={"field": "artisanId", "trackingId": submission.tracking_id},
+        )
+    if submission.stage not in OPEN_STAGES:
+        raise Conflict(
+            f"Submission {submission.tracking_id} is {submission.stage} and takes no more files.",
+            details={"trackingId": submission.tracking_id, "stage": submission.stage},
+        )
+
+
+def media_sign_parts(*, media: MediaUpload, part_numbers: Sequence[int]) -> list[SignedPart]:
+    """Short-lived URLs for the parts a client is about to send, each bound to its exact size:
+    never the whole plan up front, so a leaked batch is worth little and soon worthless."""
+    plan = _open_multipart_plan(media)
+    if not 1 <= len(part_numbers) <= settings.UPLOADS_MAX_SIGN_BATCH:
+        raise InvalidInput(
+            f"Ask for 1 to {settings.UPLOADS_MAX_SIGN_BATCH} part numbers at a time.", details={"field": "partNumbers"}
+        )
+    invalid = sorted({n for n in part_numbers if not 1 <= n <= plan.part_count})
+    if invalid or len(set(part_numbers)) != len(part_numbers):
+        raise InvalidInput(
+            f"Part numbers must be distinct and between 1 and {plan.part_count}.",
+            details={"field": "partNumbers", "invalidPartNumbers": invalid, "numParts": plan.part_count},
+        )
+    remaining = int((media.expires_at - timezone.now()).total_seconds())
+    expires_in = max(1, min(settings.UPLOADS_PART_URL_EXPIRY_SECONDS, remaining))
+    storage = get_storage()
+    return [
+        SignedPart(
+            part_number=n,
+            size=plan.size_of(n),
+            request=storage.presign_part(
+                key=media.object_key,
+                upload_id=media.multipart_upload_id,
+                part_number=n,
+                size=plan.size_of(n),
+                expires_in=expires_in,
+            ),
+        )
+        for n in part_numbers
+    ]
+
+
+def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: str) -> UploadPart:
+    """The client's account of a part it sent. Bookkeeping for triage only: completion trusts
+    storage's ListParts, never this."""
+    plan = _open_multipart_plan(media)
+    if not 1 <= part_number <= plan.part_count:
+        raise NotFound(f"Upload {media.media_id} has no part {part_number}.", details={"partNumber": part_number})
+    if size != plan.size_of(part_number):
+        raise InvalidInput(
+            f"Part {part_number} is {plan.size_of(part_number)} bytes by the plan.",
+            details={"field": "size", "expected": plan.size_of(part_number)},
+        )
+    part, _ = UploadPart.objects.update_or_create(
+        media=media, part_number=part_number, defaults={"size": size, "etag": etag}
+    )
+    Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
+        stage=Stage.UPLOADING, version=F("version") + 1, updated_at=timezone.now()
+    )
+    return part
+
+
+def media_progress(*, media: MediaUpload, sign_pending: int = 0) -> UploadProgress:
+    """Where the bytes stand, by storage's account (all pages of ListParts), and, if asked,
+    fresh URLs for the first `sign_pending` missing parts: all a client needs to resume."""
+    progress = _progress_at_storage(media)
+    if sign_pending and progress.pending_parts:
+        urls = media_sign_parts(media=media, part_numbers=progress.pending_parts[:sign_pending])
+        progress = replace(progress, part_urls=urls)
+    return progress
+
+
+def _progress_at_storage(media: MediaUpload) -> UploadProgress:
+    if media.status == MediaStatus.UPLOADED:
+        return UploadProgress(media=media, bytes_uploaded=media.size or 0, completed_parts=[], pending_parts=[])
+    if media.status != MediaStatus.PENDING:
+        return UploadProgress(media=media, bytes_uploaded=0, completed_parts=[], pending_parts=[])
+    storage = get_storage()
+    if media.strategy == Strategy.SINGLE:
+        obj = _storage_call(storage.head, key=media.object_key)
+        return UploadProgress(media=media, bytes_uploaded=obj.size if obj else 0, completed_parts=[], pending_parts=[])
+    plan = media_plan(media)
+    try:
+        stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
+    except UploadNotFound:
+        # Completed at storage but the response was lost before we recorded it, or aborted.
+        obj = _storage_call(storage.head, key=media.object_key)
+        done = obj is not None and obj.size == plan.file_size
+        pending = [] if done else list(range(1, plan.part_count + 1))
+        return UploadProgress(
+            media=media, bytes_uploaded=obj.size if done and obj else 0, completed_parts=[], pending_parts=pending
+        )
+    good = [p for p in stored if 1 <= p.part_number <= plan.part_count and p.size == plan.size_of(p.part_number)]
+    good_numbers = {p.part_number for p in good}
+    return UploadProgress(
+        media=media,
+        bytes_uploaded=sum(p.size for p in good),
+        completed_parts=good,
+        pending_parts=[n for n in range(1, plan.part_count + 1) if n not in good_numbers],
+    )
+
+
+def media_complete(*, media: MediaUpload, actor: str) -> MediaUpload:
+    """Checks storage (not the client) and records the file as uploaded. Idempotent, also when
+    storage completed an earlier call whose response was lost."""
+    if media.status == MediaStatus.UPLOADED:
+        return media
+    _require_pending(media)
+    storage = get_storage()
+    if media.strategy == Strategy.MULTIPART:
+        _complete_at_storage(media, storage)
+    obj = _storage_call(storage.head, key=media.object_key)
+    _check_stored_object(media, obj, storage)
+    assert obj is not None
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
+            status=MediaStatus.UPLOADED, etag=obj.etag, size=obj.size, version=F("version") + 1, updated_at=now
+        )
+        if claimed:
+            Event.objects.create(
+                submission_id=media.submission_id,
+                media=media,
+                actor=actor,
+                action="media.uploaded",
+                details={"size": obj.size, "etag": obj.etag},
+            )
+            Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
+                stage=Stage.UPLOADING, version=F("version") + 1, updated_at=now
+            )
+    media.refresh_from_db()
+    if media.status != MediaStatus.UPLOADED:
+        raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
+    return media
+
+
+def _complete_at_storage(media: MediaUpload, storage: StorageBackend) -> None:
+    plan = media_plan(media)
+    try:
+        stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
+    except UploadNotFound:
+        return  # completed earlier (or aborted): the HEAD that follows tells which
+    by_number = {p.part_number: p for p in stored}
+    missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
+    wrong = [
+        {"partNumber": p.part_number, "expectedSize": plan.size_of(p.part_number), "size": p.size}
+        for p in stored
+        if p.part_number <= plan.part_count and p.size != plan.size_of(p.part_number)
+    ]
+    if missing or wrong:
+        raise PartsMismatch(
+            f"{len(missing)} part(s) missing and {len(wrong)} of the wrong size at storage.",
+            details={"missingParts": missing, "wrongSizeParts": wrong, "numParts": plan.part_count},
+        )
+    parts = [by_number[n] for n in range(1, plan.part_count + 1)]
+    try:
+        _storage_call(
+            storage.complete_multipart, key=media.object_key, upload_id=media.multipart_upload_id, parts=parts
+        )
+    except UploadNotFound:
+        return  # a concurrent completion won the race
+
+
+def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: StorageBackend) -> None:
+    if obj is None:
+        raise ObjectMissing(
+            f"No bytes are at storage for {media.object_key} yet.",
+            details={"key": media.object_key, "mediaId": media.media_id},
+        )
+    if media.declared_size is not None and obj.size != media.declared_size:
+        raise ObjectMissing(
+            f"Storage holds {obj.size} bytes for {media.object_key}; {media.declared_size} were declared.",
+            details={"key": media.object_key, "size": obj.size, "expectedSize": media.declared_size},
+        )
+    limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
+    if obj.size > limit:
+        _storage_call(storage.delete, key=media.object_key)
+        raise TooLarge(f"A {media.kind} may be at most {limit} bytes.", details={"maxBytes": limit, "size": obj.size})
+
+
+def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
+    """Frees the storage an unfinished upload holds. Idempotent; a finished file is kept."""
+    if media.status in (MediaStatus.ABORTED, MediaStatus.EXPIRED):
+        return media
+    if media.status == MediaStatus.UPLOADED:
+        raise Conflict(f"Upload {media.media_id} is complete and cannot be aborted.", details={"status": media.status})
+    storage = get_storage()
+    if media.strategy == Strategy.MULTIPART:
+        _storage_call(storage.abort_multipart, key=media.object_key, upload_id=media.multipart_upload_id)
+    else:
+        _storage_call(storage.delete, key=media.object_key)
+    with transaction.atomic():
+        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
+            status=MediaStatus.ABORTED, version=F("version") + 1, updated_at=timezone.now()
+        )
+        if claimed:
+            Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action="media.aborted")
+    media.refresh_from_db()
+    return media
+
+
+def _open_multipart_plan(media: MediaUpload) -> PartPlan:
+    if media.strategy != Strategy.MULTIPART:
+        raise Conflict(
+            f"Upload {media.media_id} is a single PUT and has no parts.", details={"strategy": media.strategy}
+        )
+    _require_pending(media)
+    if media.expires_at <= timezone.now():
+        raise UploadClosed(f"Upload {media.media_id} has expired.", details={"status": "expired"})
+    return media_plan(media)
+
+
+def _require_pending(media: MediaUpload) -> None:
+    if media.status != MediaStatus.PENDING:
+        raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
+
+
+def _storage_call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Storage outages become a clear 503 instead of a 500."""
+    try:
+        return fn(*args, **kwargs)
+    except StorageError as exc:
+        raise StorageUnavailable("Storage is unavailable; try again shortly.", details={"reason": str(exc)}) from exc

@@ -1,0 +1,72 @@
+"""The transactional outbox: a message is a row written with the change that causes it, and
+delivered after commit. A row is claimed with a conditional UPDATE, so two deliverers never
+send it at once; a failed send leaves it pending for the next attempt."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from uploads.models import Event, OutboxMessage, Stage, Submission
+from uploads.queue import PublishError, QueueMessage, get_publisher
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+
+
+def outbox_enqueue(
+    *, topic: str, dedup_key: str, message: QueueMessage, submission: Submission | None
+) -> OutboxMessage:
+    """Must run inside the transaction of the state change; delivery starts after it commits."""
+    row = OutboxMessage.objects.create(
+        topic=topic,
+        dedup_key=dedup_key,
+        submission=submission,
+        body=message.body,
+        attributes=message.attributes,
+        group_id=message.group_id,
+        deduplication_id=message.deduplication_id,
+    )
+    transaction.on_commit(lambda: outbox_deliver(message_id=row.pk))
+    return row
+
+
+def outbox_deliver(*, message_id: int) -> bool:
+    """Sends one pending row. True if this call sent it; safe to call any number of times."""
+    now = timezone.now()
+    claimed = OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.Status.PENDING).update(
+        status=OutboxMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return False
+    row = OutboxMessage.objects.get(pk=message_id)
+    message = QueueMessage(
+        body=row.body, attributes=row.attributes, group_id=row.group_id, deduplication_id=row.deduplication_id
+    )
+    try:
+        get_publisher(row.topic).publish(message)
+    except PublishError as exc:
+        logger.warning("outbox message %s not sent (attempt %s): %s", row.pk, row.attempts, exc)
+        next_status = OutboxMessage.Status.FAILED if row.attempts >= MAX_ATTEMPTS else OutboxMessage.Status.PENDING
+        OutboxMessage.objects.filter(pk=row.pk).update(status=next_status, last_error=str(exc)[:2000])
+        return False
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=row.pk).update(
+            status=OutboxMessage.Status.SENT, sent_at=timezone.now(), last_error=""
+        )
+        if row.topic == OutboxMessage.Topic.PROCESSING and row.submission_id is not None:
+            _mark_queued(row.submission_id)
+    return True
+
+
+def _mark_queued(submission_id: int) -> None:
+    advanced = Submission.objects.filter(pk=submission_id, stage=Stage.UPLOADED).update(
+        stage=Stage.QUEUED,
+        stage_message="Waiting for processing.",
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    if advanced:
+        Event.objects.create(submission_id=submission_id, actor="system", action="submission.queued")

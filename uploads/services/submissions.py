@@ -1,0 +1,111 @@
+"""Completing a submission: the moment its files are handed to the processing pipeline."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from uploads.errors import Conflict, InvalidInput
+from uploads.models import Event, MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
+from uploads.queue import QueueMessage
+from uploads.services.media import OPEN_STAGES, media_complete
+from uploads.services.outbox import outbox_enqueue
+from uploads.storage import get_storage
+
+PRIORITIES = ("low", "normal", "high")
+
+
+def processing_deduplication_id(submission: Submission) -> str:
+    """The pipeline's contract: one id per submission, so the FIFO queue drops repeats."""
+    raw = f"{submission.tracking_id}|{submission.tenant_id}|{submission.artisan_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def submission_complete(
+    *, submission: Submission, photo_key: str, audio_key: str, language: str, priority: str = "normal", actor: str
+) -> Submission:
+    """Verifies both files at storage, then in one transaction marks the submission uploaded and
+    writes its processing message to the outbox. A repeat of the same request returns the same
+    result and sends nothing more; concurrent repeats race on a conditional UPDATE, one wins."""
+    if language not in settings.UPLOADS_LANGUAGES:
+        raise InvalidInput(
+            f"Language {language!r} is not supported.",
+            details={"field": "language", "allowed": settings.UPLOADS_LANGUAGES},
+        )
+    if priority not in PRIORITIES:
+        raise InvalidInput(f"priority must be one of {', '.join(PRIORITIES)}.", details={"field": "priority"})
+    request = {"photo_key": photo_key, "audio_key": audio_key, "language": language, "priority": priority}
+    if submission.stage not in OPEN_STAGES:
+        return _repeat_of_completed(submission, request)
+
+    media_by_key = {m.object_key: m for m in submission.media.all()}
+    photo = _file_of(media_by_key, photo_key, MediaKind.PHOTO, "photoKey")
+    audio = _file_of(media_by_key, audio_key, MediaKind.AUDIO, "audioKey")
+    for media in (photo, audio):
+        if media.status != MediaStatus.UPLOADED:
+            media_complete(media=media, actor=actor)
+
+    with transaction.atomic():
+        won = Submission.objects.filter(pk=submission.pk, stage__in=OPEN_STAGES).update(
+            stage=Stage.UPLOADED,
+            stage_message="Upload complete; waiting to be queued.",
+            version=F("version") + 1,
+            updated_at=timezone.now(),
+            **request,
+        )
+        submission.refresh_from_db()
+        if not won:
+            return _repeat_of_completed(submission, request)
+        Event.objects.create(submission=submission, actor=actor, action="submission.completed", details=request)
+        outbox_enqueue(
+            topic=OutboxMessage.Topic.PROCESSING,
+            dedup_key=f"processing:{submission.tracking_id}:0",
+            message=processing_message(submission),
+            submission=submission,
+        )
+    return submission
+
+
+def processing_message(submission: Submission) -> QueueMessage:
+    storage = get_storage()
+    return QueueMessage(
+        body={
+            "trackingId": submission.tracking_id,
+            "tenantId": submission.tenant_id,
+            "artisanId": submission.artisan_id,
+            "photoKey": storage.object_uri(submission.photo_key),
+            "audioKey": storage.object_uri(submission.audio_key),
+            "language": submission.language,
+            "priority": submission.priority,
+            "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        },
+        attributes={"tenantId": submission.tenant_id, "language": submission.language, "priority": submission.priority},
+        group_id=submission.tenant_id,
+        deduplication_id=processing_deduplication_id(submission),
+    )
+
+
+def _file_of(media_by_key: dict[str, MediaUpload], key: str, kind: str, field: str) -> MediaUpload:
+    media = media_by_key.get(key)
+    if media is None:
+        raise InvalidInput(f"{field} is not a file of this submission.", details={"field": field, "key": key})
+    if media.kind != kind:
+        raise InvalidInput(f"{field} names a {media.kind}, not a {kind}.", details={"field": field, "key": key})
+    return media
+
+
+def _repeat_of_completed(submission: Submission, request: dict[str, str]) -> Submission:
+    if submission.stage in (Stage.ABORTED, Stage.EXPIRED):
+        raise Conflict(
+            f"Submission {submission.tracking_id} is {submission.stage}.",
+            details={"trackingId": submission.tracking_id, "stage": submission.stage},
+        )
+    recorded = {name: getattr(submission, name) for name in request}
+    if recorded != request:
+        raise Conflict(
+            f"Submission {submission.tracking_id} was already completed with other values.",
+            details={"trackingId": submission.tracking_id, "completedWith": recorded},
+        )
+    return submission

@@ -1,0 +1,273 @@
+"""The embedded storage backend: the portal signs its own short-lived PUT URLs, receives the
+bytes itself and behaves like S3 where clients can tell (ETags, part rules, completion).
+
+Layout under the root:
+  objects/<key>                      finished objects
+  meta/<key>.json                    their size, ETag and content type
+  multipart/<uploadId>/upload.json   an open multipart upload
+  multipart/<uploadId>/<NNNNN>.<md5> its parts: the name carries the ETag, so a part and its
+                                     ETag are replaced together by one atomic rename
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from django.core import signing
+from django.urls import reverse
+
+from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
+from uploads.storage.base import SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+_SALT = "uploads.storage.local.put"
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    # --- signing ---------------------------------------------------------------------------
+    def object_uri(self, key: str) -> str:
+        return self._object_path(key).as_uri()
+
+    def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
+        return self._sign({"k": key, "c": content_type, "s": size}, expires_in, {"Content-Type": content_type})
+
+    def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
+        return self._sign({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
+
+    def _sign(self, claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
+        expires = int(time.time()) + expires_in
+        token = signing.dumps({**claims, "e": expires}, salt=_SALT, compress=True)
+        return SignedRequest(
+            url=reverse("local-storage-put", args=[token]),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            headers=headers,
+        )
+
+    # --- receiving bytes -------------------------------------------------------------------
+    def receive_put(self, *, token: str, body: Readable, content_length: int | None, content_type: str) -> str:
+        """Stores the body a signed URL allows, streaming it to disk; returns its quoted ETag."""
+        try:
+            claims = signing.loads(token, salt=_SALT)
+        except signing.BadSignature:
+            raise UrlInvalid("This upload URL is not valid.") from None
+        if claims["e"] < time.time():
+            raise UrlExpired("This upload URL has expired; ask the API for a fresh one.")
+        if content_length is None:
+            raise LengthRequired("Send a Content-Length header.")
+        size = claims["s"]
+        if size is not None and content_length != size:
+            raise InvalidInput(
+                f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",
+                details={"expectedSize": size, "contentLength": content_length},
+            )
+        if "u" in claims:
+            part_dir = self._upload_dir(claims["u"])
+            if not (part_dir / "upload.json").exists():
+                raise UploadNotFound(claims["u"])
+            tmp, md5 = self._stream_to_temp(body, content_length, part_dir)
+            final = part_dir / f"{claims['n']:05d}.{md5}"
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:  # aborted while we were receiving
+                raise UploadNotFound(claims["u"]) from None
+            for stale in part_dir.glob(f"{claims['n']:05d}.*"):
+                if stale != final:
+                    stale.unlink(missing_ok=True)
+            return f'"{md5}"'
+        if content_type.split(";", 1)[0].strip().lower() != claims["c"]:
+            raise UrlInvalid(
+                f"This URL is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
+            )
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp, md5 = self._stream_to_temp(body, content_length, tmp_dir)
+        etag = f'"{md5}"'
+        self._publish(tmp, claims["k"], StoredObject(size=content_length, etag=etag, content_type=claims["c"]))
+        return etag
+
+    def _stream_to_temp(self, body: Readable, length: int, directory: Path) -> tuple[Path, str]:
+        tmp = directory / f".tmp-{secrets.token_hex(8)}"
+        md5 = hashlib.md5(usedforsecurity=False)
+        remaining = length
+        try:
+            with open(tmp, "wb") as out:
+                while remaining:
+                    chunk = body.read(min(CHUNK_SIZE, remaining))
+                    if not chunk:
+                        raise InvalidInput(
+                            "The request body ended before Content-Length bytes arrived.",
+                            details={"missingBytes": remaining},
+                        )
+                    out.write(chunk)
+                    md5.update(chunk)
+                    remaining -= len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if body.read(1):
+            tmp.unlink(missing_ok=True)
+            raise TooLarge("The request body is longer than its Content-Length.")
+        return tmp, md5.hexdigest()
+
+    # --- multipart -------------------------------------------------------------------------
+    def create_multipart(self, *, key: str, content_type: str) -> str:
+        upload_id = secrets.token_hex(16)
+        directory = self._upload_dir(upload_id)
+        directory.mkdir(parents=True)
+        _write_json_atomic(directory / "upload.json", {"key": key, "contentType": content_type})
+        return upload_id
+
+    def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
+        directory = self._open_upload(key, upload_id)
+        newest: dict[int, tuple[float, StoredPart]] = {}
+        for path in directory.iterdir():
+            number, _, md5 = path.name.partition(".")
+            if not number.isdigit() or len(md5) != 32:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # replaced by a newer copy while we listed
+                continue
+            part = StoredPart(part_number=int(number), size=stat.st_size, etag=f'"{md5}"')
+            if int(number) not in newest or stat.st_mtime >= newest[int(number)][0]:
+                newest[int(number)] = (stat.st_mtime, part)
+        return [newest[n][1] for n in sorted(newest)]
+
+    def complete_multipart(self, *, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        directory = self._open_upload(key, upload_id)
+        with self._locked(directory):
+            if not directory.exists():
+                raise UploadNotFound(upload_id)
+            meta = json.loads((directory / "upload.json").read_text())
+            tmp_dir = self.root / "tmp"
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            tmp = tmp_dir / f".tmp-{secrets.token_hex(8)}"
+            digests = hashlib.md5(usedforsecurity=False)
+            size = 0
+            try:
+                with open(tmp, "wb") as out:
+                    for part in parts:
+                        md5 = part.etag.strip('"')
+                        source = directory / f"{part.part_number:05d}.{md5}"
+                        if not source.exists():
+                            raise StorageError(f"InvalidPart: part {part.part_number} with ETag {part.etag}")
+                        with open(source, "rb") as src:
+                            shutil.copyfileobj(src, out, CHUNK_SIZE)
+                        digests.update(bytes.fromhex(md5))
+                        size += source.stat().st_size
+                    out.flush()
+                    os.fsync(out.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            etag = f'"{digests.hexdigest()}-{len(parts)}"'
+            self._publish(tmp, key, StoredObject(size=size, etag=etag, content_type=meta["contentType"]))
+            _remove_upload(directory)
+
+    def abort_multipart(self, *, key: str, upload_id: str) -> None:
+        try:
+            directory = self._open_upload(key, upload_id)
+        except UploadNotFound:
+            return
+        with self._locked(directory):
+            _remove_upload(directory)
+
+    # --- objects ---------------------------------------------------------------------------
+    def head(self, *, key: str) -> StoredObject | None:
+        try:
+            meta = json.loads(self._meta_path(key).read_text())
+            size = self._object_path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+        if size != meta["size"]:  # the object was replaced and its metadata not yet
+            return None
+        return StoredObject(size=size, etag=meta["etag"], content_type=meta["contentType"])
+
+    def delete(self, *, key: str) -> None:
+        self._meta_path(key).unlink(missing_ok=True)
+        self._object_path(key).unlink(missing_ok=True)
+
+    def open(self, key: str) -> IO[bytes]:
+        return open(self._object_path(key), "rb")
+
+    # --- paths -----------------------------------------------------------------------------
+    def _publish(self, tmp: Path, key: str, obj: StoredObject) -> None:
+        """Object first, metadata second: head() only reports an object whose metadata matches."""
+        path = self._object_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+        meta = self._meta_path(key)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+
+    def _object_path(self, key: str) -> Path:
+        return self._inside("objects", key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._inside("meta", key + ".json")
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not (len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)):
+            raise UploadNotFound(upload_id)
+        return self.root / "multipart" / upload_id
+
+    def _open_upload(self, key: str, upload_id: str) -> Path:
+        directory = self._upload_dir(upload_id)
+        try:
+            meta = json.loads((directory / "upload.json").read_text())
+        except FileNotFoundError:
+            raise UploadNotFound(upload_id) from None
+        if meta["key"] != key:
+            raise UploadNotFound(upload_id)
+        return directory
+
+    def _inside(self, area: str, relative: str) -> Path:
+        base = self.root / area
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base) or ".." in Path(relative).parts or relative.startswith("/"):
+            raise StorageError(f"Key {relative!r} escapes the storage root.")
+        return path
+
+    @staticmethod
+    @contextmanager
+    def _locked(directory: Path) -> Iterator[None]:
+        """Serialises completion and abort of one upload across threads and processes."""
+        lock_path = directory.parent / f"{directory.name}.lock"
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_upload(directory: Path) -> None:
+    """Called under the upload's lock; a waiter that gets the lock next finds the upload gone."""
+    shutil.rmtree(directory, ignore_errors=True)
+    (directory.parent / f"{directory.name}.lock").unlink(missing_ok=True)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
