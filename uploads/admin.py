@@ -4,7 +4,6 @@ from django.contrib import admin
 
 from uploads.models import Event, MediaUpload, OutboxMessage, Submission
 
-
 MEDIA_FIELDS = ("media_id", "kind", "strategy", "status", "declared_size", "size", "object_key", "expires_at")
 EVENT_FIELDS = ("created_at", "actor", "action", "details")
 
