@@ -13,3 +13,8 @@ UPLOADS_MIN_PART_SIZE = 64 * 1024
 UPLOADS_DEFAULT_PART_SIZE = 64 * 1024
 UPLOADS_MULTIPART_THRESHOLD = 256 * 1024
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not shared-cache memory: concurrency tests then meet SQLite as the embedded mode
+    # runs it (WAL, IMMEDIATE transactions, busy timeout).
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}

@@ -27,7 +27,9 @@ def plan_parts(*, file_size: int, part_size: int | None = None) -> PartPlan:
     if part_size is None:
         # The default part size, grown (in whole MiB) just enough to stay within the part limit.
         needed = math.ceil(file_size / settings.UPLOADS_MAX_PARTS)
-        part_size = max(settings.UPLOADS_DEFAULT_PART_SIZE, math.ceil(needed / MIB) * MIB)
+        part_size = settings.UPLOADS_DEFAULT_PART_SIZE
+        if needed > part_size:
+            part_size = math.ceil(needed / MIB) * MIB
     if not settings.UPLOADS_MIN_PART_SIZE <= part_size <= settings.UPLOADS_MAX_PART_SIZE:
         raise InvalidInput(
             f"partSize must be between {settings.UPLOADS_MIN_PART_SIZE} and {settings.UPLOADS_MAX_PART_SIZE} bytes.",

@@ -17,11 +17,11 @@ class AbsoluteUrlField(serializers.CharField):
 
 
 class CompactSerializer(serializers.Serializer):
-    """Leaves out optional fields that have no value, as the contract's `field?` marks them."""
+    # Leaves out optional fields that have no value, as the contract's `field?` marks them.
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
-        return {k: v for k, v in data.items() if v is not None or self.fields[k].required}
+        return {k: v for k, v in data.items() if v not in (None, "") or self.fields[k].required}
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -179,12 +179,9 @@ class StatusOutput(CompactSerializer):
     stage = serializers.CharField()
     message = serializers.CharField(source="stage_message")
     timestamp = serializers.DateTimeField(source="updated_at")
-    catalogId = serializers.SerializerMethodField(method_name="get_catalog_id", required=False)
+    catalogId = serializers.CharField(source="catalog_id", required=False, allow_null=True, default=None)
     errorDetails = serializers.JSONField(source="error_details", required=False, default=None)
     files = FileStatusOutput(source="media", many=True)
-
-    def get_catalog_id(self, submission: Submission) -> str | None:
-        return submission.catalog_id or None
 
 
 class ErrorBodyOutput(serializers.Serializer):

@@ -254,9 +254,29 @@ def media_progress(*, media: MediaUpload, sign_pending: int = 0) -> UploadProgre
     fresh URLs for the first `sign_pending` missing parts: all a client needs to resume."""
     progress = _progress_at_storage(media)
     if sign_pending and progress.pending_parts:
-        urls = media_sign_parts(media=media, part_numbers=progress.pending_parts[:sign_pending])
+        if media.strategy == Strategy.SINGLE:
+            urls = _sign_single_put(media)
+        else:
+            urls = media_sign_parts(media=media, part_numbers=progress.pending_parts[:sign_pending])
         progress = replace(progress, part_urls=urls)
     return progress
+
+
+def _sign_single_put(media: MediaUpload) -> list[SignedPart]:
+    """A fresh URL for a single PUT whose URL the client lost or let expire: its one part. Only
+    for a declared size, to which the URL is bound; never beyond the upload's own expiry."""
+    if media.declared_size is None:
+        return []
+    remaining = int((media.expires_at - timezone.now()).total_seconds())
+    if remaining <= 0:
+        raise UploadClosed(f"Upload {media.media_id} has expired.", details={"status": "expired"})
+    request = get_storage().presign_put(
+        key=media.object_key,
+        content_type=media.content_type,
+        size=media.declared_size,
+        expires_in=max(1, min(settings.UPLOADS_URL_EXPIRY_SECONDS, remaining)),
+    )
+    return [SignedPart(part_number=1, size=media.declared_size, request=request)]
 
 
 def _progress_at_storage(media: MediaUpload) -> UploadProgress:
@@ -266,8 +286,15 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
         return UploadProgress(media=media, bytes_uploaded=0, completed_parts=[], pending_parts=[])
     storage = get_storage()
     if media.strategy == Strategy.SINGLE:
+        # A single PUT is a one-part upload: part 1 is pending until the whole object is stored.
         obj = _storage_call(storage.head, key=media.object_key)
-        return UploadProgress(media=media, bytes_uploaded=obj.size if obj else 0, completed_parts=[], pending_parts=[])
+        done = obj is not None and media.declared_size in (None, obj.size)
+        return UploadProgress(
+            media=media,
+            bytes_uploaded=obj.size if obj else 0,
+            completed_parts=[StoredPart(part_number=1, size=obj.size, etag=obj.etag)] if obj and done else [],
+            pending_parts=[] if done else [1],
+        )
     plan = media_plan(media)
     try:
         stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
