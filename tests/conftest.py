@@ -3,7 +3,7 @@
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 # moto enforces S3's 5 MiB minimum part size; tests use the same rules with small parts.
@@ -19,7 +19,7 @@ from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
 BUCKET = "raw-media-test"
-REGION = "ap-south-1"
+REGION: Final = "ap-south-1"
 
 
 @pytest.fixture(autouse=True)
@@ -84,10 +84,9 @@ def put_bytes(url: str, data: bytes, headers: dict[str, str] | None = None) -> A
     parts = urlsplit(url)
     if parts.netloc == "testserver":
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items() if k != "Content-Type"}
-        return Client().put(
-            path, data=data, content_type=(headers or {}).get("Content-Type", "application/octet-stream"), **extra
-        )
+        other = {k: v for k, v in (headers or {}).items() if k != "Content-Type"}
+        content_type = (headers or {}).get("Content-Type", "application/octet-stream")
+        return Client().put(path, data=data, content_type=content_type, headers=other)
     import requests
 
     return requests.put(url, data=data, headers=headers or {}, timeout=30)
