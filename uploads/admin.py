@@ -1,38 +1,37 @@
-"""Read-mostly views of upload state for staff triage."""
+"""Read-only views of upload state for staff triage, scoped to the staff member's tenants.
+Changes go through services (staff actions arrive with the triage issue), never raw edits."""
 
 from django.contrib import admin
 
+from tenants.admin_scoping import ReadOnlyInline, TenantScopedAdmin
 from uploads.models import Event, MediaUpload, OutboxMessage, Submission
 
 MEDIA_FIELDS = ("media_id", "kind", "strategy", "status", "declared_size", "size", "object_key", "expires_at")
 EVENT_FIELDS = ("created_at", "actor", "action", "details")
 
 
-class MediaInline(admin.TabularInline):
+class MediaInline(ReadOnlyInline):
     model = MediaUpload
-    extra = 0
-    can_delete = False
     fields = readonly_fields = MEDIA_FIELDS
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyInline):
     model = Event
-    extra = 0
-    can_delete = False
     fields = readonly_fields = EVENT_FIELDS
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):
+class SubmissionAdmin(TenantScopedAdmin):
     list_display = ["tracking_id", "tenant", "artisan_id", "stage", "language", "updated_at"]
-    list_filter = ["stage", "tenant"]
+    list_filter = ["stage", ("tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["tracking_id", "artisan_id", "catalog_id"]
-    readonly_fields = [f.name for f in Submission._meta.fields]
+    list_select_related = ["tenant"]
     inlines = [MediaInline, EventInline]
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(TenantScopedAdmin):
+    tenant_field = "submission__tenant_id"
     list_display = ["id", "topic", "status", "attempts", "submission", "created_at", "sent_at"]
     list_filter = ["status", "topic"]
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    list_select_related = ["submission"]

@@ -1,6 +1,6 @@
 """Reads that go through the tenant: another tenant's id is answered exactly like a missing one."""
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Prefetch, Sum
 
 from tenants.models import Tenant
 from uploads.errors import NotFound
@@ -37,7 +37,3 @@ def media_get(*, tenant: Tenant, media_id: str) -> MediaUpload:
     if media is None:
         raise NotFound(f"No upload {media_id!r}.", details={"mediaId": media_id})
     return media
-
-
-def media_for_tenant(*, tenant: Tenant) -> QuerySet[MediaUpload]:
-    return MediaUpload.objects.filter(submission__tenant=tenant)

@@ -34,7 +34,7 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
         if size is not None:
             params["ContentLength"] = size
-        params.pop("ContentType"); return self._presign("put_object", params, expires_in, {"Content-Type": content_type})
+        return self._presign("put_object", params, expires_in, {"Content-Type": content_type})
 
     def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
         params = {
@@ -61,7 +61,8 @@ class S3Storage:
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         parts: list[StoredPart] = []
         with _translated_errors():
-            for page in [self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id)]:
+            paginator = self.client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
                 parts.extend(
                     StoredPart(part_number=p["PartNumber"], size=p["Size"], etag=p["ETag"])
                     for p in page.get("Parts", [])
@@ -108,7 +109,7 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchUploadX":
+        if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
             raise UploadNotFound(str(exc)) from exc
         raise StorageError(str(exc)) from exc
     except BotoCoreError as exc:

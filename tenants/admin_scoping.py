@@ -1,0 +1,62 @@
+"""Tenant staff see only their tenants' rows in the admin; superusers see everything."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from tenants.models import Membership
+
+
+def staff_tenant_ids(request: HttpRequest) -> set[str]:
+    """Cached on the request: the admin asks several times per page."""
+    cached: set[str] | None = getattr(request, "_staff_tenant_ids", None)
+    if cached is None:
+        cached = set(Membership.objects.filter(user_id=request.user.pk).values_list("tenant_id", flat=True))
+        request._staff_tenant_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Read access through Membership. `tenant_field` is the lookup path from the model to its tenant id."""
+
+    tenant_field = "tenant_id"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.tenant_field}__in": staff_tenant_ids(request)})
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or (request.user.is_staff and bool(staff_tenant_ids(request)))
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Rows of other tenants never reach here: get_queryset has filtered them out.
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Shown only inside a parent row the user may already view."""
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return True
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
