@@ -13,7 +13,10 @@ def staff_tenant_ids(request: HttpRequest) -> set[str]:
     """Cached on the request: the admin asks several times per page."""
     cached: set[str] | None = getattr(request, "_staff_tenant_ids", None)
     if cached is None:
-        cached = set(Membership.objects.filter(user_id=request.user.pk).values_list("tenant_id", flat=True))
+        user_id = request.user.pk if request.user.is_authenticated else None
+        cached = (
+            set(Membership.objects.filter(user_id=user_id).values_list("tenant_id", flat=True)) if user_id else set()
+        )
         request._staff_tenant_ids = cached  # type: ignore[attr-defined]
     return cached
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from uploads.models import MediaUpload, Submission
+from uploads.models import MediaUpload
 
 MAX_BIGINT = 2**63 - 1
 

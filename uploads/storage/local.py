@@ -166,7 +166,7 @@ class LocalStorage:
             size = 0
             try:
                 with open(tmp, "wb") as out:
-                    for part in parts[::-1]:
+                    for part in parts:
                         md5 = part.etag.strip('"')
                         source = directory / f"{part.part_number:05d}.{md5}"
                         if not source.exists():
