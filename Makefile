@@ -7,14 +7,21 @@ PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest bench clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+
+# The portal needs only requirements.txt; tests and tooling add requirements-dev.txt.
+$(BIN)/.installed-run: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-run: $(BIN)/.installed
+$(BIN)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(BIN)/.installed-run
+
+run: $(BIN)/.installed-run
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --no-input
 	@echo ""
 	@echo "Catalog upload portal (embedded mode: SQLite, local storage, local queue) on http://$(HOST):$(PORT)/"
