@@ -127,22 +127,18 @@ def media_initiate(
         if existing is None:
             raise NotFound(f"No submission {tracking_id!r}.", details={"trackingId": tracking_id})
         _check_adding_to(existing, artisan_id)
+    tracking = tracking_id or new_tracking_id()
     media_id = new_media_id()
     key = build_object_key(
-        tenant_id=tenant.id,
-        artisan_id=artisan_id,
-        tracking_id=tracking_id or new_tracking_id(),
-        media_id=media_id,
-        ext=media_type.ext,
+        tenant_id=tenant.id, artisan_id=artisan_id, tracking_id=tracking, media_id=media_id, ext=media_type.ext
     )
-    new_tracking = key.split("/")[2]
     storage = get_storage()
     upload_id = _storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if plan else ""
     now = timezone.now()
     try:
         with transaction.atomic():
             if tracking_id is None:
-                submission = Submission.objects.create(tenant=tenant, tracking_id=new_tracking, artisan_id=artisan_id)
+                submission = Submission.objects.create(tenant=tenant, tracking_id=tracking, artisan_id=artisan_id)
                 Event.objects.create(submission=submission, actor=actor, action="submission.initiated")
             else:
                 submission = Submission.objects.select_for_update().get(tenant=tenant, tracking_id=tracking_id)
