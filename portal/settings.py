@@ -160,5 +160,5 @@ UPLOADS_LANGUAGES = env_list(
         "mr", "ne", "or", "pa", "sa", "sat", "sd", "ta", "te", "ur", "en",
     ],
 )  # fmt: skip
-UPLOADS_LOCAL_ROOT = DATA_DIR / "objects"
+UPLOADS_LOCAL_ROOT = DATA_DIR / "storage"
 UPLOADS_LOCAL_QUEUE_DIR = DATA_DIR / "queue"
