@@ -138,9 +138,11 @@ S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
 SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
 DYNAMODB_CATALOG_TABLE = env_str("DYNAMODB_CATALOG_TABLE")
 
+# Signed URLs are short-lived; the upload they belong to can be resumed (with fresh URLs) for
+# much longer, so a phone that loses its network overnight does not start again.
 UPLOADS_URL_EXPIRY_SECONDS = env_int("UPLOADS_URL_EXPIRY_SECONDS", 3600)
 UPLOADS_PART_URL_EXPIRY_SECONDS = env_int("UPLOADS_PART_URL_EXPIRY_SECONDS", 900)
-UPLOADS_MULTIPART_EXPIRY_SECONDS = env_int("UPLOADS_MULTIPART_EXPIRY_SECONDS", 7 * 24 * 3600)
+UPLOADS_UPLOAD_EXPIRY_SECONDS = env_int("UPLOADS_UPLOAD_EXPIRY_SECONDS", 7 * 24 * 3600)
 UPLOADS_MULTIPART_THRESHOLD = env_int("UPLOADS_MULTIPART_THRESHOLD", 16 * 1024 * 1024)
 # S3's own limits; the minimum is a setting only so tests can use small parts.
 UPLOADS_MIN_PART_SIZE = env_int("UPLOADS_MIN_PART_SIZE", 5 * 1024 * 1024)

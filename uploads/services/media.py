@@ -143,7 +143,6 @@ def media_initiate(
             else:
                 submission = Submission.objects.select_for_update().get(tenant=tenant, tracking_id=tracking_id)
                 _check_adding_to(submission, artisan_id)
-            expiry = settings.UPLOADS_MULTIPART_EXPIRY_SECONDS if plan else settings.UPLOADS_URL_EXPIRY_SECONDS
             media = MediaUpload.objects.create(
                 media_id=media_id,
                 submission=submission,
@@ -155,7 +154,7 @@ def media_initiate(
                 multipart_upload_id=upload_id,
                 part_size=plan.part_size if plan else None,
                 part_count=plan.part_count if plan else None,
-                expires_at=now + timedelta(seconds=expiry),
+                expires_at=now + timedelta(seconds=settings.UPLOADS_UPLOAD_EXPIRY_SECONDS),
             )
             Event.objects.create(
                 submission=submission,
