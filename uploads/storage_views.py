@@ -3,7 +3,6 @@ body is raw bytes streamed to disk, never parsed or held in memory."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from portal.exceptions import error_body
 from uploads.errors import DomainError, InvalidInput, NotFound, StorageUnavailable
@@ -11,8 +10,13 @@ from uploads.storage import LocalStorage, StorageError, UploadNotFound, get_stor
 
 
 @csrf_exempt
-@require_http_methods(["PUT"])
 def local_put(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method != "PUT":  # answered in the API's error shape, not Django's empty 405
+        refusal = JsonResponse(
+            error_body("method_not_allowed", f"Method {request.method} not allowed; PUT the bytes."), status=405
+        )
+        refusal["Allow"] = "PUT"
+        return refusal
     try:
         etag = _receive(request, token)
     except DomainError as exc:
