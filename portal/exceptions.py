@@ -8,6 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.parsers import RequestTooLarge
 from uploads.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ _DRF_CODES = {
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.Throttled: "throttled",
     exceptions.ValidationError: "invalid_input",
+    RequestTooLarge: "too_large",
 }
 
 

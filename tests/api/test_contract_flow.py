@@ -98,7 +98,9 @@ def test_complete_before_bytes_arrive_is_409_and_changes_nothing(api: Any, capsy
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "object_missing"
     assert queued_messages(capsys) == []
-    assert api.get(f"/v1/catalog/status/{photo['trackingId']}").json()["stage"] == "uploading"
+    status = api.get(f"/v1/catalog/status/{photo['trackingId']}").json()
+    assert status["stage"] == "initiated"
+    assert [f["status"] for f in status["files"]] == ["pending", "pending"]  # not even the photo
 
 
 def test_status_of_other_tenants_tracking_id_is_404(api: Any, other_api: Any) -> None:

@@ -316,33 +316,46 @@ def media_complete(*, media: MediaUpload, actor: str) -> MediaUpload:
     storage completed an earlier call whose response was lost."""
     if media.status == MediaStatus.UPLOADED:
         return media
+    stored = media_finish_at_storage(media=media)
+    with transaction.atomic():
+        media_mark_uploaded(media=media, stored=stored, actor=actor)
+    return media
+
+
+def media_finish_at_storage(*, media: MediaUpload) -> StoredObject:
+    """The storage half of completion: completes a multipart upload and checks the object is
+    there as declared. Changes no row, so a caller can verify several files before recording any."""
     _require_pending(media)
     storage = get_storage()
     if media.strategy == Strategy.MULTIPART:
         _complete_at_storage(media, storage)
-    obj = _storage_call(storage.head, key=media.object_key)
-    _check_stored_object(media, obj, storage)
-    assert obj is not None
+    stored = _storage_call(storage.head, key=media.object_key)
+    _check_stored_object(media, stored, storage)
+    assert stored is not None
+    return stored
+
+
+def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str) -> None:
+    """The database half; runs inside the caller's transaction. A concurrent completion may
+    have recorded it first (fine); a concurrent abort wins (UploadClosed)."""
     now = timezone.now()
-    with transaction.atomic():
-        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
-            status=MediaStatus.UPLOADED, etag=obj.etag, size=obj.size, version=F("version") + 1, updated_at=now
+    claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
+        status=MediaStatus.UPLOADED, etag=stored.etag, size=stored.size, version=F("version") + 1, updated_at=now
+    )
+    if claimed:
+        Event.objects.create(
+            submission_id=media.submission_id,
+            media=media,
+            actor=actor,
+            action="media.uploaded",
+            details={"size": stored.size, "etag": stored.etag},
         )
-        if claimed:
-            Event.objects.create(
-                submission_id=media.submission_id,
-                media=media,
-                actor=actor,
-                action="media.uploaded",
-                details={"size": obj.size, "etag": obj.etag},
-            )
-            Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
-                stage=Stage.UPLOADING, version=F("version") + 1, updated_at=now
-            )
+        Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
+            stage=Stage.UPLOADING, version=F("version") + 1, updated_at=now
+        )
     media.refresh_from_db()
     if media.status != MediaStatus.UPLOADED:
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
-    return media
 
 
 def _complete_at_storage(media: MediaUpload, storage: StorageBackend) -> None:

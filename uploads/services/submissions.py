@@ -10,7 +10,7 @@ from django.utils import timezone
 from uploads.errors import Conflict, InvalidInput
 from uploads.models import Event, MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
 from uploads.queue import QueueMessage
-from uploads.services.media import OPEN_STAGES, media_complete
+from uploads.services.media import OPEN_STAGES, media_finish_at_storage, media_mark_uploaded
 from uploads.services.outbox import outbox_enqueue
 from uploads.storage import get_storage
 
@@ -43,11 +43,14 @@ def submission_complete(
     media_by_key = {m.object_key: m for m in submission.media.all()}
     photo = _file_of(media_by_key, photo_key, MediaKind.PHOTO, "photoKey")
     audio = _file_of(media_by_key, audio_key, MediaKind.AUDIO, "audioKey")
-    for media in (photo, audio):
-        if media.status != MediaStatus.UPLOADED:
-            media_complete(media=media, actor=actor)
+    # Both files are verified at storage before any row changes: a request that fails for the
+    # second file leaves the first exactly as it was.
+    pending = [m for m in (photo, audio) if m.status != MediaStatus.UPLOADED]
+    stored = [(m, media_finish_at_storage(media=m)) for m in pending]
 
     with transaction.atomic():
+        for media, obj in stored:
+            media_mark_uploaded(media=media, stored=obj, actor=actor)
         won = Submission.objects.filter(pk=submission.pk, stage__in=OPEN_STAGES).update(
             stage=Stage.UPLOADED,
             stage_message="Upload complete; waiting to be queued.",
