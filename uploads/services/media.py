@@ -40,6 +40,7 @@ from uploads.models import (
 )
 from uploads.plan import PartPlan, plan_parts
 from uploads.storage import (
+    MAX_SINGLE_PUT_BYTES,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -52,7 +53,6 @@ from uploads.storage import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # S3's limit for one PUT
 OPEN_STAGES = (Stage.INITIATED, Stage.UPLOADING)
 
 
@@ -118,7 +118,7 @@ def media_initiate(
         and file_size is not None
         and (part_size is not None or file_size > settings.UPLOADS_MULTIPART_THRESHOLD)
     )
-    if not multipart and file_size is not None and file_size > SINGLE_PUT_MAX_BYTES:
+    if not multipart and file_size is not None and file_size > MAX_SINGLE_PUT_BYTES:
         raise TooLarge("A single PUT takes at most 5 GiB; use a multipart upload.", details={"field": "fileSize"})
     plan = plan_parts(file_size=file_size, part_size=part_size) if multipart and file_size is not None else None
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.conf import settings
 
 from uploads.storage.base import (
+    MAX_SINGLE_PUT_BYTES,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -17,6 +18,7 @@ from uploads.storage.local import LocalStorage
 from uploads.storage.s3 import S3Storage
 
 __all__ = [
+    "MAX_SINGLE_PUT_BYTES",
     "LocalStorage",
     "S3Storage",
     "SignedRequest",

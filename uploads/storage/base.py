@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT; the local backend keeps it too
+
 
 @dataclass(frozen=True)
 class SignedRequest:

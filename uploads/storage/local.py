@@ -26,7 +26,14 @@ from django.core import signing
 from django.urls import reverse
 
 from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
-from uploads.storage.base import SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
+from uploads.storage.base import (
+    MAX_SINGLE_PUT_BYTES,
+    SignedRequest,
+    StorageError,
+    StoredObject,
+    StoredPart,
+    UploadNotFound,
+)
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -73,6 +80,8 @@ class LocalStorage:
         if content_length is None:
             raise LengthRequired("Send a Content-Length header.")
         size = claims["s"]
+        if size is None and content_length > MAX_SINGLE_PUT_BYTES:
+            raise TooLarge("One PUT takes at most 5 GiB.", details={"maxBytes": MAX_SINGLE_PUT_BYTES})
         if size is not None and content_length != size:
             raise InvalidInput(
                 f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",
