@@ -111,7 +111,9 @@ class SignedPartsOutput(serializers.Serializer):
     parts = SignedPartOutput(many=True)
 
 
-class StoredPartOutput(serializers.Serializer):
+class PartOutput(serializers.Serializer):
+    """A part as storage lists it, or as a client recorded it: the same three facts."""
+
     partNumber = serializers.IntegerField(source="part_number")
     size = serializers.IntegerField()
     etag = serializers.CharField()
@@ -128,29 +130,20 @@ class ProgressOutput(CompactSerializer):
     bytesUploaded = serializers.IntegerField(source="bytes_uploaded")
     partSize = serializers.IntegerField(source="media.part_size", required=False, default=None)
     numParts = serializers.IntegerField(source="media.part_count", required=False, default=None)
-    completedParts = StoredPartOutput(source="completed_parts", many=True)
+    completedParts = PartOutput(source="completed_parts", many=True)
     pendingParts = serializers.ListField(source="pending_parts", child=serializers.IntegerField())
     pendingPartUrls = SignedPartOutput(source="part_urls", many=True)
-
-
-class RecordedPartOutput(serializers.Serializer):
-    partNumber = serializers.IntegerField(source="part_number")
-    size = serializers.IntegerField()
-    etag = serializers.CharField()
-
-
-class MediaCompleteOutput(serializers.Serializer):
-    mediaId = serializers.CharField(source="media_id")
-    key = serializers.CharField(source="object_key")
-    status = serializers.CharField()
-    size = serializers.IntegerField()
-    etag = serializers.CharField()
 
 
 class MediaAbortOutput(serializers.Serializer):
     mediaId = serializers.CharField(source="media_id")
     key = serializers.CharField(source="object_key")
     status = serializers.CharField()
+
+
+class MediaCompleteOutput(MediaAbortOutput):
+    size = serializers.IntegerField()
+    etag = serializers.CharField()
 
 
 class FileStatusOutput(CompactSerializer):

@@ -109,12 +109,12 @@ class UploadViewSet(viewsets.ViewSet):
         parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
         return Response(io.SignedPartsOutput({"parts": parts}, context={"request": request}).data)
 
-    @extend_schema(request=io.RecordPartInput, responses={200: io.RecordedPartOutput, **ERRORS})
+    @extend_schema(request=io.RecordPartInput, responses={200: io.PartOutput, **ERRORS})
     def record_part(self, request: Request, media_id: str, part_number: int) -> Response:
         data = _validated(io.RecordPartInput, request.data)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         part = services.media_record_part(media=media, part_number=part_number, **data)
-        return Response(io.RecordedPartOutput(part).data)
+        return Response(io.PartOutput(part).data)
 
     @extend_schema(request=None, responses={200: io.MediaCompleteOutput, **ERRORS})
     def complete(self, request: Request, media_id: str) -> Response:
