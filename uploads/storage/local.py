@@ -180,10 +180,8 @@ class LocalStorage:
                         source = directory / f"{part.part_number:05d}.{md5}"
                         if not source.exists():
                             raise StorageError(f"InvalidPart: part {part.part_number} with ETag {part.etag}")
-                        with open(source, "rb") as src:
-                            shutil.copyfileobj(src, out, CHUNK_SIZE)
+                        size += _append(source, out)
                         digests.update(bytes.fromhex(md5))
-                        size += source.stat().st_size
                     out.flush()
                     os.fsync(out.fileno())
             except BaseException:
@@ -268,6 +266,30 @@ class LocalStorage:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _append(source: Path, out: IO[bytes]) -> int:
+    """Copies a part into the assembling object inside the kernel (copy_file_range) where the
+    OS offers it: the bytes never pass through Python. Elsewhere (macOS), a chunked copy."""
+    out.flush()
+    with open(source, "rb") as src:
+        length = os.fstat(src.fileno()).st_size
+        copied = 0
+        if hasattr(os, "copy_file_range"):
+            try:
+                while copied < length:
+                    sent = os.copy_file_range(src.fileno(), out.fileno(), length - copied)
+                    if sent == 0:
+                        break
+                    copied += sent
+            except OSError:
+                pass  # not supported by this filesystem: finish with the plain copy below
+        if copied < length:
+            src.seek(copied)
+            os.lseek(out.fileno(), 0, os.SEEK_END)
+            shutil.copyfileobj(src, out, CHUNK_SIZE)
+            out.flush()
+    return length
 
 
 def _remove_upload(directory: Path) -> None:

@@ -1,0 +1,47 @@
+"""The local backend assembles parts byte for byte, with or without the kernel's copy_file_range."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from uploads.storage import LocalStorage
+
+
+def upload_parts(storage: LocalStorage, parts: list[bytes]) -> str:
+    upload_id = storage.create_multipart(key="t/a/trk/med.ogg", content_type="audio/ogg")
+    for number, data in enumerate(parts, start=1):
+        signed = storage.presign_part(
+            key="t/a/trk/med.ogg", upload_id=upload_id, part_number=number, size=len(data), expires_in=60
+        )
+        token = signed.url.rstrip("/").rsplit("/", 1)[-1]
+        storage.receive_put(token=token, body=io.BytesIO(data), content_length=len(data), content_type="")
+    return upload_id
+
+
+@pytest.mark.parametrize("kernel_copy", ["available", "refused", "missing"])
+def test_assembled_object_is_the_parts_in_order_with_s3s_etag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: str
+) -> None:
+    if kernel_copy == "refused":
+
+        def refuse(*args: object) -> int:
+            raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    elif kernel_copy == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    storage = LocalStorage(tmp_path)
+    parts = [os.urandom(70_000), os.urandom(70_000), os.urandom(123)]
+    upload_id = upload_parts(storage, parts)
+    storage.complete_multipart(
+        key="t/a/trk/med.ogg", upload_id=upload_id, parts=storage.list_parts(key="t/a/trk/med.ogg", upload_id=upload_id)
+    )
+    assert (tmp_path / "objects" / "t/a/trk/med.ogg").read_bytes() == b"".join(parts)
+    digests = b"".join(hashlib.md5(p).digest() for p in parts)
+    stored = storage.head(key="t/a/trk/med.ogg")
+    assert stored is not None
+    assert stored.etag == f'"{hashlib.md5(digests).hexdigest()}-3"'
+    assert stored.size == sum(map(len, parts))
