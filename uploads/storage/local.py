@@ -91,11 +91,11 @@ class LocalStorage:
             part_dir = self._upload_dir(claims["u"])
             if not (part_dir / "upload.json").exists():
                 raise UploadNotFound(claims["u"])
-            tmp, md5 = self._stream_to_temp(body, content_length, part_dir)
-            final = part_dir / f"{claims['n']:05d}.{md5}"
             try:
+                tmp, md5 = self._stream_to_temp(body, content_length, part_dir)
+                final = part_dir / f"{claims['n']:05d}.{md5}"
                 os.replace(tmp, final)
-            except FileNotFoundError:  # aborted while we were receiving
+            except FileNotFoundError:  # completed or aborted while we were receiving
                 raise UploadNotFound(claims["u"]) from None
             for stale in part_dir.glob(f"{claims['n']:05d}.*"):
                 if stale != final:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from uploads.storage import LocalStorage
+from uploads.storage import LocalStorage, UploadNotFound
 
 
 def upload_parts(storage: LocalStorage, parts: list[bytes]) -> str:
@@ -45,3 +45,20 @@ def test_assembled_object_is_the_parts_in_order_with_s3s_etag(
     assert stored is not None
     assert stored.etag == f'"{hashlib.md5(digests).hexdigest()}-3"'
     assert stored.size == sum(map(len, parts))
+
+
+def test_part_arriving_while_the_upload_is_aborted_is_upload_not_found(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    upload_id = storage.create_multipart(key="t/a/trk/med.ogg", content_type="audio/ogg")
+    signed = storage.presign_part(key="t/a/trk/med.ogg", upload_id=upload_id, part_number=1, size=10, expires_in=60)
+
+    class AbortedMidway(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            storage.abort_multipart(key="t/a/trk/med.ogg", upload_id=upload_id)
+            return super().read(size)
+
+    with pytest.raises(UploadNotFound):
+        storage.receive_put(
+            token=signed.url.rsplit("/", 1)[-1], body=AbortedMidway(b"0123456789"), content_length=10, content_type=""
+        )
+    assert not (tmp_path / "multipart" / upload_id).exists()
