@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from uploads.media_types import MEDIA_TYPES
 from uploads.models import MediaUpload
 
 MAX_BIGINT = 2**63 - 1
@@ -26,24 +27,52 @@ class CompactSerializer(serializers.Serializer):
 
 # --- inputs --------------------------------------------------------------------------------
 class InitiateInput(serializers.Serializer):
-    tenantId = serializers.CharField(source="tenant_id", required=False, max_length=63)
-    artisanId = serializers.CharField(source="artisan_id", max_length=64)
-    contentType = serializers.CharField(source="content_type", max_length=200)
-    trackingId = serializers.CharField(source="tracking_id", required=False, max_length=64)
-    fileSize = serializers.IntegerField(source="file_size", required=False, min_value=1, max_value=MAX_BIGINT)
+    tenantId = serializers.CharField(
+        source="tenant_id", required=False, max_length=63, help_text="Optional; must be the API key's tenant."
+    )
+    artisanId = serializers.CharField(
+        source="artisan_id", max_length=64, help_text="1-64 letters, digits, '_' or '-'. Becomes part of the key."
+    )
+    contentType = serializers.CharField(
+        source="content_type",
+        max_length=200,
+        help_text="Photos: " + ", ".join(t for t in MEDIA_TYPES if t.startswith("image/")) + ". "
+        "Audio: " + ", ".join(t for t in MEDIA_TYPES if t.startswith("audio/")) + ". "
+        "Parameters (audio/webm;codecs=opus) are accepted and dropped.",
+    )
+    trackingId = serializers.CharField(
+        source="tracking_id", required=False, max_length=64, help_text="Adds this file to an existing submission."
+    )
+    fileSize = serializers.IntegerField(
+        source="file_size",
+        required=False,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text="Bytes. When given, the upload URL is signed for exactly this Content-Length.",
+    )
 
 
 class CreateUploadInput(InitiateInput):
-    fileSize = serializers.IntegerField(source="file_size", min_value=1, max_value=MAX_BIGINT)
-    partSize = serializers.IntegerField(source="part_size", required=False, min_value=1, max_value=MAX_BIGINT)
+    fileSize = serializers.IntegerField(
+        source="file_size", min_value=1, max_value=MAX_BIGINT, help_text="Bytes; above 16 MiB the upload is multipart."
+    )
+    partSize = serializers.IntegerField(
+        source="part_size",
+        required=False,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text="Propose a part size (5 MiB to 5 GiB, at most 10,000 parts); makes the upload multipart.",
+    )
 
 
 class CompleteInput(serializers.Serializer):
     trackingId = serializers.CharField(source="tracking_id", max_length=64)
-    photoKey = serializers.CharField(source="photo_key", max_length=512)
-    audioKey = serializers.CharField(source="audio_key", max_length=512)
-    language = serializers.CharField(max_length=8)
-    priority = serializers.CharField(required=False, default="normal", max_length=16)
+    photoKey = serializers.CharField(source="photo_key", max_length=512, help_text="The photo's `key`.")
+    audioKey = serializers.CharField(source="audio_key", max_length=512, help_text="The audio's `key`.")
+    language = serializers.CharField(max_length=8, help_text="ISO 639 code of the spoken description, e.g. hi, ta, en.")
+    priority = serializers.CharField(
+        required=False, default="normal", max_length=16, help_text="low, normal (default) or high."
+    )
 
 
 class SignPartsInput(serializers.Serializer):

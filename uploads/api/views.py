@@ -39,6 +39,7 @@ class CatalogViewSet(viewsets.ViewSet):
         request=io.InitiateInput, responses={201: io.InitiateOutput, **ERRORS}, operation_id="upload_initiate"
     )
     def initiate(self, request: Request) -> Response:
+        """Start one file (photo or audio) and get a URL to PUT its bytes to, with the headers to send."""
         data = _validated(io.InitiateInput, request.data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)),
@@ -53,6 +54,7 @@ class CatalogViewSet(viewsets.ViewSet):
         request=io.CompleteInput, responses={202: io.CompleteOutput, **ERRORS}, operation_id="upload_complete"
     )
     def complete(self, request: Request) -> Response:
+        """Hand the submission to processing once both files are at storage. Safe to repeat."""
         data = _validated(io.CompleteInput, request.data)
         submission = selectors.submission_get(tenant=_tenant(request), tracking_id=data.pop("tracking_id"))
         services.submission_complete(submission=submission, actor=_actor(request), **data)
@@ -65,6 +67,7 @@ class CatalogViewSet(viewsets.ViewSet):
 
     @extend_schema(responses={200: io.StatusOutput, **ERRORS}, operation_id="submission_status")
     def status(self, request: Request, tracking_id: str) -> Response:
+        """Where the submission stands, and each file's upload progress."""
         submission = selectors.submission_status(tenant=_tenant(request), tracking_id=tracking_id)
         return Response(io.StatusOutput(submission).data)
 
@@ -76,6 +79,7 @@ class UploadViewSet(viewsets.ViewSet):
 
     @extend_schema(request=io.CreateUploadInput, responses={201: io.CreateUploadOutput, **ERRORS})
     def create(self, request: Request) -> Response:
+        """Start a resumable upload: a single PUT URL, or a multipart plan whose parts are signed on demand."""
         data = _validated(io.CreateUploadInput, request.data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)), actor=_actor(request), **data
@@ -91,6 +95,7 @@ class UploadViewSet(viewsets.ViewSet):
         responses={200: io.ProgressOutput, **ERRORS},
     )
     def retrieve(self, request: Request, media_id: str) -> Response:
+        """Resume: the parts storage holds, the parts still missing and, with `urls`, fresh URLs for them."""
         query = _validated(io.ProgressQuery, request.query_params)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         progress = services.media_progress(media=media, sign_pending=query["urls"])
@@ -98,12 +103,14 @@ class UploadViewSet(viewsets.ViewSet):
 
     @extend_schema(responses={200: io.MediaAbortOutput, **ERRORS})
     def destroy(self, request: Request, media_id: str) -> Response:
+        """Abort an unfinished upload and free its storage. Safe to repeat."""
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         media = services.media_abort(media=media, actor=_actor(request))
         return Response(io.MediaAbortOutput(media).data)
 
     @extend_schema(request=io.SignPartsInput, responses={200: io.SignedPartsOutput, **ERRORS})
     def sign_parts(self, request: Request, media_id: str) -> Response:
+        """Short-lived URLs for up to 100 parts, each signed for its exact size."""
         data = _validated(io.SignPartsInput, request.data)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
@@ -111,6 +118,7 @@ class UploadViewSet(viewsets.ViewSet):
 
     @extend_schema(request=io.RecordPartInput, responses={200: io.PartOutput, **ERRORS})
     def record_part(self, request: Request, media_id: str, part_number: int) -> Response:
+        """Note a part you sent (for progress displays); storage, not this note, decides completion."""
         data = _validated(io.RecordPartInput, request.data)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         part = services.media_record_part(media=media, part_number=part_number, **data)
@@ -118,6 +126,7 @@ class UploadViewSet(viewsets.ViewSet):
 
     @extend_schema(request=None, responses={200: io.MediaCompleteOutput, **ERRORS})
     def complete(self, request: Request, media_id: str) -> Response:
+        """Finish one file: every part is checked against the plan at storage, then the object. Safe to repeat."""
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         media = services.media_complete(media=media, actor=_actor(request))
         return Response(io.MediaCompleteOutput(media).data)
