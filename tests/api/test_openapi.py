@@ -105,3 +105,10 @@ def test_error_responses_match_schema(api: Any, other_api: Any) -> None:
     invalid = api.post("/v1/catalog/upload/initiate", {"contentType": "image/png"})
     assert invalid.status_code == 400
     assert_matches_schema(invalid, "/v1/catalog/upload/initiate", "post")
+
+
+def test_schema_generates_without_warnings_and_validates(tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3")
