@@ -9,6 +9,7 @@ Layout under the root:
                                      ETag are replaced together by one atomic rename
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -71,8 +72,16 @@ class LocalStorage:
     # --- receiving bytes -------------------------------------------------------------------
     def receive_put(self, *, token: str, body: Readable, content_length: int | None, content_type: str) -> str:
         """Stores the body a signed URL allows, streaming it to disk; returns its quoted ETag."""
+        claims = self._verified_claims(token, content_length)
+        assert content_length is not None
+        if "u" in claims:
+            return self._receive_part(claims, body, content_length)
+        return self._receive_object(claims, body, content_length, content_type)
+
+    def _verified_claims(self, token: str, content_length: int | None) -> dict[str, Any]:
+        """Checks what S3 would check of a presigned request: signature, expiry, signed size."""
         try:
-            claims = signing.loads(token, salt=_SALT)
+            claims: dict[str, Any] = signing.loads(token, salt=_SALT)
         except signing.BadSignature:
             raise UrlInvalid("This upload URL is not valid.") from None
         if claims["e"] < time.time():
@@ -87,29 +96,38 @@ class LocalStorage:
                 f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",
                 details={"expectedSize": size, "contentLength": content_length},
             )
-        if "u" in claims:
-            part_dir = self._upload_dir(claims["u"])
-            if not (part_dir / "upload.json").exists():
-                raise UploadNotFound(claims["u"])
-            try:
-                tmp, md5 = self._stream_to_temp(body, content_length, part_dir)
-                final = part_dir / f"{claims['n']:05d}.{md5}"
-                os.replace(tmp, final)
-            except FileNotFoundError:  # completed or aborted while we were receiving
-                raise UploadNotFound(claims["u"]) from None
-            for stale in part_dir.glob(f"{claims['n']:05d}.*"):
-                if stale != final:
-                    stale.unlink(missing_ok=True)
-            return f'"{md5}"'
+        return claims
+
+    def _receive_part(self, claims: dict[str, Any], body: Readable, length: int) -> str:
+        part_dir = self._upload_dir(claims["u"])
+        if not (part_dir / "upload.json").exists():
+            raise UploadNotFound(claims["u"])
+        prefix = f"{claims['n']:05d}."
+        try:
+            tmp, md5 = self._stream_to_temp(body, length, part_dir)
+            final = part_dir / f"{prefix}{md5}"
+            os.replace(tmp, final)
+            written = final.stat().st_mtime_ns
+        except FileNotFoundError:  # completed or aborted while we were receiving
+            raise UploadNotFound(claims["u"]) from None
+        # An earlier upload of the same part is replaced; a concurrent newer one is left for
+        # list_parts, which takes the newest copy (S3's last writer wins).
+        for other in part_dir.glob(f"{prefix}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if other != final and other.stat().st_mtime_ns <= written:
+                    other.unlink()
+        return f'"{md5}"'
+
+    def _receive_object(self, claims: dict[str, Any], body: Readable, length: int, content_type: str) -> str:
         if content_type.split(";", 1)[0].strip().lower() != claims["c"]:
             raise UrlInvalid(
                 f"This URL is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
             )
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp, md5 = self._stream_to_temp(body, content_length, tmp_dir)
+        tmp, md5 = self._stream_to_temp(body, length, tmp_dir)
         etag = f'"{md5}"'
-        self._publish(tmp, claims["k"], StoredObject(size=content_length, etag=etag, content_type=claims["c"]))
+        self._publish(tmp, claims["k"], StoredObject(size=length, etag=etag, content_type=claims["c"]))
         return etag
 
     def _stream_to_temp(self, body: Readable, length: int, directory: Path) -> tuple[Path, str]:
@@ -148,7 +166,7 @@ class LocalStorage:
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         directory = self._open_upload(key, upload_id)
-        newest: dict[int, tuple[float, StoredPart]] = {}
+        newest: dict[int, tuple[int, StoredPart]] = {}
         for path in directory.iterdir():
             number, _, md5 = path.name.partition(".")
             if not number.isdigit() or len(md5) != 32:
@@ -158,8 +176,8 @@ class LocalStorage:
             except FileNotFoundError:  # replaced by a newer copy while we listed
                 continue
             part = StoredPart(part_number=int(number), size=stat.st_size, etag=f'"{md5}"')
-            if int(number) not in newest or stat.st_mtime >= newest[int(number)][0]:
-                newest[int(number)] = (stat.st_mtime, part)
+            if int(number) not in newest or stat.st_mtime_ns >= newest[int(number)][0]:
+                newest[int(number)] = (stat.st_mtime_ns, part)
         return [newest[n][1] for n in sorted(newest)]
 
     def complete_multipart(self, *, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
