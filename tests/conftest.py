@@ -11,8 +11,8 @@ os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", str(64 * 1024))
 
 import boto3
 import pytest
-from hypothesis import settings as hypothesis_settings
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from rest_framework.test import APIClient
 
