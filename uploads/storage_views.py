@@ -33,7 +33,7 @@ def _receive(request: HttpRequest, token: str) -> str:
     raw_length = request.META.get("CONTENT_LENGTH") or None
     content_length = None
     if raw_length is not None:
-        if not raw_length.isdigit():
+        if not (raw_length.isascii() and raw_length.isdigit()):
             raise InvalidInput("Content-Length is not a number.")
         content_length = int(raw_length)
     try:

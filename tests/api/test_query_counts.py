@@ -21,8 +21,8 @@ MAX_QUERIES = {
     "status": 3,
     "progress": 2,
     "sign": 2,
-    "record": 7,
-    "complete": 8,
+    "record": 10,  # includes the first part moving the submission to "uploading" (UPDATE + Event)
+    "complete": 9,
 }
 
 

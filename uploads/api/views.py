@@ -121,7 +121,7 @@ class UploadViewSet(viewsets.ViewSet):
         """Note a part you sent (for progress displays); storage, not this note, decides completion."""
         data = _validated(io.RecordPartInput, request.data)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
-        part = services.media_record_part(media=media, part_number=part_number, **data)
+        part = services.media_record_part(media=media, part_number=part_number, actor=_actor(request), **data)
         return Response(io.PartOutput(part).data)
 
     @extend_schema(request=None, responses={200: io.MediaCompleteOutput, **ERRORS})

@@ -41,6 +41,7 @@ from uploads.models import (
 from uploads.plan import PartPlan, plan_parts
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
+    PartsRejected,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -224,7 +225,7 @@ def media_sign_parts(*, media: MediaUpload, part_numbers: Sequence[int]) -> list
     ]
 
 
-def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: str) -> UploadPart:
+def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: str, actor: str) -> UploadPart:
     """The client's account of a part it sent. Bookkeeping for triage only: completion trusts
     storage's ListParts, never this."""
     plan = _open_multipart_plan(media)
@@ -235,13 +236,22 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
             f"Part {part_number} is {plan.size_of(part_number)} bytes by the plan.",
             details={"field": "size", "expected": plan.size_of(part_number)},
         )
-    part, _ = UploadPart.objects.update_or_create(
-        media=media, part_number=part_number, defaults={"size": size, "etag": etag}
-    )
-    Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
+    with transaction.atomic():
+        part, _ = UploadPart.objects.update_or_create(
+            media=media, part_number=part_number, defaults={"size": size, "etag": etag}
+        )
+        _submission_uploading(media.submission_id, actor)
+    return part
+
+
+def _submission_uploading(submission_id: int, actor: str) -> None:
+    """The first sign of bytes moves a submission from initiated to uploading, once. Runs in
+    the caller's transaction, beside the change that is that sign."""
+    advanced = Submission.objects.filter(pk=submission_id, stage=Stage.INITIATED).update(
         stage=Stage.UPLOADING, version=F("version") + 1, updated_at=timezone.now()
     )
-    return part
+    if advanced:
+        Event.objects.create(submission_id=submission_id, actor=actor, action="submission.uploading")
 
 
 def media_progress(*, media: MediaUpload, sign_pending: int = 0) -> UploadProgress:
@@ -350,9 +360,7 @@ def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str)
             action="media.uploaded",
             details={"size": stored.size, "etag": stored.etag},
         )
-        Submission.objects.filter(pk=media.submission_id, stage=Stage.INITIATED).update(
-            stage=Stage.UPLOADING, version=F("version") + 1, updated_at=now
-        )
+        _submission_uploading(media.submission_id, actor)
     media.refresh_from_db()
     if media.status != MediaStatus.UPLOADED:
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
@@ -383,6 +391,11 @@ def _complete_at_storage(media: MediaUpload, storage: StorageBackend) -> None:
         )
     except UploadNotFound:
         return  # a concurrent completion won the race
+    except PartsRejected as exc:
+        raise PartsMismatch(
+            "A part changed at storage while completing; check progress and complete again.",
+            details={"reason": str(exc), "numParts": plan.part_count},
+        ) from exc
 
 
 def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: StorageBackend) -> None:
@@ -403,16 +416,12 @@ def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: 
 
 
 def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
-    """Frees the storage an unfinished upload holds. Idempotent; a finished file is kept."""
-    if media.status in (MediaStatus.ABORTED, MediaStatus.EXPIRED):
-        return media
-    if media.status == MediaStatus.UPLOADED:
-        raise Conflict(f"Upload {media.media_id} is complete and cannot be aborted.", details={"status": media.status})
-    storage = get_storage()
-    if media.strategy == Strategy.MULTIPART:
-        _storage_call(storage.abort_multipart, key=media.object_key, upload_id=media.multipart_upload_id)
-    else:
-        _storage_call(storage.delete, key=media.object_key)
+    """Frees the storage an unfinished upload holds. Idempotent; a finished file is kept.
+
+    The row is claimed before storage is touched: a completion racing this abort then loses
+    (media_mark_uploaded refuses an aborted row) instead of having its object deleted after it
+    was handed to processing. Storage is released on every call, so a repeat also finishes a
+    release an outage interrupted."""
     with transaction.atomic():
         claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
             status=MediaStatus.ABORTED, version=F("version") + 1, updated_at=timezone.now()
@@ -420,6 +429,12 @@ def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
         if claimed:
             Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action="media.aborted")
     media.refresh_from_db()
+    if media.status == MediaStatus.UPLOADED:
+        raise Conflict(f"Upload {media.media_id} is complete and cannot be aborted.", details={"status": media.status})
+    storage = get_storage()
+    if media.strategy == Strategy.MULTIPART:
+        _storage_call(storage.abort_multipart, key=media.object_key, upload_id=media.multipart_upload_id)
+    _storage_call(storage.delete, key=media.object_key)  # whatever a racing completion or PUT left
     return media
 
 

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from uploads.storage.base import (
     MAX_SINGLE_PUT_BYTES,
+    PartsRejected,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -20,6 +21,7 @@ from uploads.storage.s3 import S3Storage
 __all__ = [
     "MAX_SINGLE_PUT_BYTES",
     "LocalStorage",
+    "PartsRejected",
     "S3Storage",
     "SignedRequest",
     "StorageBackend",

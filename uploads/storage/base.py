@@ -35,6 +35,11 @@ class UploadNotFound(Exception):
     """The multipart upload is gone at storage: completed, aborted or never created."""
 
 
+class PartsRejected(Exception):
+    """Storage refused the part list at completion (S3's InvalidPart, EntityTooSmall...): a part
+    changed since it was listed. The client's to fix, by re-checking progress."""
+
+
 class StorageError(Exception):
     """Storage could not be reached or refused the request for a reason that is not the caller's."""
 

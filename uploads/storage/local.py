@@ -29,6 +29,7 @@ from django.urls import reverse
 from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
 from uploads.storage.base import (
     MAX_SINGLE_PUT_BYTES,
+    PartsRejected,
     SignedRequest,
     StorageError,
     StoredObject,
@@ -196,9 +197,10 @@ class LocalStorage:
                     for part in parts:
                         md5 = part.etag.strip('"')
                         source = directory / f"{part.part_number:05d}.{md5}"
-                        if not source.exists():
-                            raise StorageError(f"InvalidPart: part {part.part_number} with ETag {part.etag}")
-                        size += _append(source, out)
+                        try:
+                            size += _append(source, out)
+                        except FileNotFoundError:  # replaced by a re-sent part since it was listed
+                            raise PartsRejected(f"InvalidPart: part {part.part_number} with ETag {part.etag}") from None
                         digests.update(bytes.fromhex(md5))
                     out.flush()
                     os.fsync(out.fileno())

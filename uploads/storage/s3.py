@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage as DjangoS3Storage
 
-from uploads.storage.base import SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
+from uploads.storage.base import PartsRejected, SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -103,14 +103,20 @@ class S3Storage:
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
+_PART_ERRORS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
+
+
 @contextmanager
 def _translated_errors() -> Iterator[None]:
     """boto3's exceptions stop here: callers see UploadNotFound or StorageError."""
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "NoSuchUpload":
             raise UploadNotFound(str(exc)) from exc
+        if code in _PART_ERRORS:
+            raise PartsRejected(str(exc)) from exc
         raise StorageError(str(exc)) from exc
     except BotoCoreError as exc:
         raise StorageError(str(exc)) from exc

@@ -1,0 +1,108 @@
+"""Requests that overlap: the outcome is always one consistent story, never a deleted file that
+was already handed to processing, and never a 5xx for the client's own retries."""
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.api.helpers import MULTIPART_SIZE
+from tests.conftest import put_bytes
+from uploads.models import MediaUpload, OutboxMessage, Submission
+from uploads.storage import LocalStorage, get_storage
+
+
+def initiate(api: APIClient, content_type: str, size: int, tracking_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"artisanId": "art1", "contentType": content_type, "fileSize": size}
+    if tracking_id:
+        body["trackingId"] = tracking_id
+    response = api.post("/v1/catalog/upload/initiate", body)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def uploaded_pair(api: APIClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    photo = initiate(api, "image/jpeg", 5)
+    audio = initiate(api, "audio/ogg", 5, photo["trackingId"])
+    assert put_bytes(photo["uploadUrl"], b"x" * 5, photo["headers"]).status_code == 200
+    assert put_bytes(audio["uploadUrl"], b"y" * 5, audio["headers"]).status_code == 200
+    return photo, audio
+
+
+def complete_body(photo: dict[str, Any], audio: dict[str, Any]) -> dict[str, str]:
+    return {"trackingId": photo["trackingId"], "photoKey": photo["key"], "audioKey": audio["key"], "language": "hi"}
+
+
+def test_completion_that_arrives_mid_abort_is_refused_and_nothing_is_queued(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    photo, audio = uploaded_pair(api)
+    completions: list[Any] = []
+    real_delete = LocalStorage.delete
+
+    def complete_then_delete(self: LocalStorage, *, key: str) -> None:
+        monkeypatch.setattr(LocalStorage, "delete", real_delete)
+        with django_capture_on_commit_callbacks(execute=True):
+            completions.append(api.post("/v1/catalog/upload/complete", complete_body(photo, audio)))
+        real_delete(self, key=key)
+
+    monkeypatch.setattr(LocalStorage, "delete", complete_then_delete)
+    aborted = api.delete(f"/v1/catalog/uploads/{photo['mediaId']}")
+
+    assert aborted.status_code == 200
+    assert aborted.json()["status"] == "aborted"
+    [completion] = completions
+    assert completion.status_code == 409
+    assert completion.json()["error"]["code"] == "upload_closed"
+    assert Submission.objects.get(tracking_id=photo["trackingId"]).stage in ("initiated", "uploading")
+    assert not OutboxMessage.objects.exists()
+    assert get_storage().head(key=photo["key"]) is None
+
+
+def test_abort_after_completion_is_409_and_keeps_the_file(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    photo, audio = uploaded_pair(api)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/v1/catalog/upload/complete", complete_body(photo, audio)).status_code == 202
+    response = api.delete(f"/v1/catalog/uploads/{photo['mediaId']}")
+    assert response.status_code == 409
+    assert get_storage().head(key=photo["key"]) is not None
+    assert MediaUpload.objects.get(media_id=photo["mediaId"]).status == "uploaded"
+
+
+def test_part_resent_while_completing_is_409_parts_mismatch_then_completes(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = api.post(
+        "/v1/catalog/uploads", {"artisanId": "art1", "contentType": "audio/ogg", "fileSize": MULTIPART_SIZE}
+    )
+    media = created.json()
+    numbers = list(range(1, media["numParts"] + 1))
+    parts = api.post(f"/v1/catalog/uploads/{media['mediaId']}/parts", {"partNumbers": numbers}).json()["parts"]
+    for part in parts:
+        assert put_bytes(part["url"], b"a" * part["size"]).status_code == 200
+    real_complete = LocalStorage.complete_multipart
+
+    def resend_first_part(self: LocalStorage, **kwargs: Any) -> None:
+        monkeypatch.setattr(LocalStorage, "complete_multipart", real_complete)
+        put_bytes(parts[0]["url"], b"b" * parts[0]["size"])  # the client retries part 1 meanwhile
+        real_complete(self, **kwargs)
+
+    monkeypatch.setattr(LocalStorage, "complete_multipart", resend_first_part)
+    first = api.post(f"/v1/catalog/uploads/{media['mediaId']}/complete")
+    assert first.status_code == 409
+    assert first.json()["error"]["code"] == "parts_mismatch"
+
+    second = api.post(f"/v1/catalog/uploads/{media['mediaId']}/complete")
+    assert second.status_code == 200
+    stored = (get_storage().root / "objects" / media["key"]).read_bytes()  # type: ignore[attr-defined]
+    assert stored[: parts[0]["size"]] == b"b" * parts[0]["size"]
+
+
+@pytest.mark.django_db
+def test_non_ascii_digits_in_content_length_are_400() -> None:
+    response = Client().put("/storage/put/abc", data=b"x", content_type="image/jpeg", CONTENT_LENGTH="\u00b2")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_input"
