@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import BUCKET, REGION
-from uploads.storage import S3Storage, StorageError, StoredPart, UploadNotFound
+from uploads.storage import PartsRejected, S3Storage, StorageError, StoredPart, UploadNotFound
 
 KEY = "tenant_a/art_1/trk_0123456789abcdef/med_0123456789abcdef.jpg"
 
@@ -159,13 +159,13 @@ def test_complete_multipart_sends_the_parts_and_turns_no_such_upload_into_upload
         stubber.assert_no_pending_responses()
 
 
-def test_complete_multipart_with_a_wrong_etag_is_a_storage_error_not_upload_not_found(
+def test_complete_multipart_with_a_wrong_etag_is_parts_rejected_not_upload_not_found(
     storage: S3Storage, s3: Any
 ) -> None:
     upload_id = storage.create_multipart(key=KEY, content_type="image/jpeg")
     upload_parts(s3, KEY, upload_id, [b"only part"])
 
-    with pytest.raises(StorageError, match="InvalidPart"):
+    with pytest.raises(PartsRejected, match="InvalidPart"):
         storage.complete_multipart(
             key=KEY, upload_id=upload_id, parts=[StoredPart(part_number=1, size=9, etag='"0123456789abcdef"')]
         )
