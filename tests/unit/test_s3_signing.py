@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import BUCKET, REGION
-from uploads.storage import PartsRejected, S3Storage, StorageError, StoredPart, UploadNotFound
+from uploads.storage import PartsRejected, S3Storage, StoredPart, UploadNotFound
 
 KEY = "tenant_a/art_1/trk_0123456789abcdef/med_0123456789abcdef.jpg"
 
