@@ -7,8 +7,10 @@ from uploads.errors import InvalidInput
 
 ARTISAN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TRACKING_RE = re.compile(r"^trk_[0-9a-f]{24}$")
-_MEDIA_RE = re.compile(r"^med_[0-9a-f]{24}$")
+TRACKING_ID_PATTERN = "trk_[0-9a-f]{24}"
+MEDIA_ID_PATTERN = "med_[0-9a-f]{24}"
+_TRACKING_RE = re.compile(f"^{TRACKING_ID_PATTERN}$")
+_MEDIA_RE = re.compile(f"^{MEDIA_ID_PATTERN}$")
 _EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
 
 

@@ -32,3 +32,20 @@ def test_missing_credentials_is_a_json_401_with_a_challenge(db: Any) -> None:
 def test_form_encoded_body_is_a_json_415(api: Any) -> None:
     response = api.post("/v1/catalog/upload/initiate", {"artisanId": "a"}, format="multipart")
     assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/catalog/status/trk_%00",
+        "/v1/catalog/status/trk_0000000000000000000000%000",
+        "/v1/catalog/uploads/med_%00/parts",
+        "/v1/catalog/uploads/..%2F..%2Fetc",
+        "/v1/catalog/uploads/" + "x" * 5000,
+    ],
+)
+def test_malformed_ids_in_the_path_are_json_404s_without_a_query(
+    api: Any, path: str, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):
+        assert_error(api.get(path), 404, "not_found")
