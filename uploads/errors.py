@@ -77,3 +77,10 @@ class UploadClosed(Conflict):
     """The upload was completed, aborted or has expired: it takes no more parts."""
 
     code = "upload_closed"
+
+
+class AlreadyStored(DomainError):
+    """A single-PUT URL writes its object once: no later PUT can swap the bytes that were checked."""
+
+    status_code = 412
+    code = "already_stored"

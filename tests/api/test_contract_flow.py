@@ -47,7 +47,7 @@ def test_initiate_returns_contract_fields_and_a_key_under_the_tenant(api: Any) -
     assert {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"} == set(body)
     assert body["key"] == f"tenant_a/art_1/{body['trackingId']}/{body['mediaId']}.jpg"
     assert body["uploadUrl"].startswith("http://testserver/storage/put/")
-    assert body["headers"] == {"Content-Type": "image/jpeg"}
+    assert body["headers"] == {"Content-Type": "image/jpeg", "If-None-Match": "*"}
 
 
 def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_capture_on_commit_callbacks: Any) -> None:

@@ -87,12 +87,15 @@ def test_part_put_again_replaces_the_earlier_bytes(api: APIClient, part_one: dic
     assert part_files == [f"multipart/{media.multipart_upload_id}/00001.{quoted_md5(second).strip(chr(34))}"]
 
 
-def test_single_put_again_replaces_the_object(single: dict[str, Any]) -> None:
+def test_single_put_url_writes_its_object_once(single: dict[str, Any]) -> None:
     other = b"\xff\xd8\xff" + payload(len(PHOTO) - 3, seed=6)
     assert put_bytes(single["uploadUrl"], PHOTO, single["headers"]).status_code == 200
-    assert put_bytes(single["uploadUrl"], other, single["headers"]).status_code == 200
-    assert object_bytes(single["key"]) == other
-    assert get_storage().head(key=single["key"]).etag == quoted_md5(other)  # type: ignore[union-attr]
+    replay = put_bytes(single["uploadUrl"], other, single["headers"])
+    assert replay.status_code == 412
+    assert replay.json()["error"]["code"] == "already_stored"
+    assert object_bytes(single["key"]) == PHOTO
+    assert get_storage().head(key=single["key"]).etag == quoted_md5(PHOTO)  # type: ignore[union-attr]
+    assert not list((get_storage().root / "tmp").iterdir())  # type: ignore[attr-defined]
 
 
 def test_content_type_parameters_are_allowed_on_a_single_put(single: dict[str, Any]) -> None:

@@ -317,7 +317,7 @@ def test_single_upload_through_uploads_completes_the_same_way(api: APIClient) ->
     created = create_upload(api, content_type="image/png", file_size=len(PHOTO))
     assert set(created) == CREATE_SINGLE_KEYS
     assert created["strategy"] == "single"
-    assert created["headers"] == {"Content-Type": "image/png"}
+    assert created["headers"] == {"Content-Type": "image/png", "If-None-Match": "*"}
     before = progress(api, created["mediaId"])
     assert set(before) == PROGRESS_KEYS
     assert (before["bytesUploaded"], before["completedParts"], before["pendingParts"]) == (0, [], [1])
@@ -344,7 +344,11 @@ def test_a_lost_single_put_url_is_signed_afresh_by_the_urls_query(api: APIClient
     created = create_upload(api, content_type="image/png", file_size=len(PHOTO))
     [fresh] = progress(api, created["mediaId"], urls=1)["pendingPartUrls"]
     assert set(fresh) == SIGNED_PART_KEYS
-    assert (fresh["partNumber"], fresh["size"], fresh["headers"]) == (1, len(PHOTO), {"Content-Type": "image/png"})
+    assert (fresh["partNumber"], fresh["size"], fresh["headers"]) == (
+        1,
+        len(PHOTO),
+        {"Content-Type": "image/png", "If-None-Match": "*"},
+    )
     put_part(fresh, PHOTO)
     assert complete(api, created["mediaId"]).status_code == 200
     assert object_bytes(created["key"]) == PHOTO
@@ -393,4 +397,4 @@ def test_audio_payload_single_put_key_set_matches_the_contract(api: APIClient) -
     """The original contract's initiate also serves audio, with a header set to send back."""
     audio = initiate(api, content_type="audio/ogg", file_size=len(AUDIO))
     assert set(audio) == {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"}
-    assert audio["headers"] == {"Content-Type": "audio/ogg"}
+    assert audio["headers"] == {"Content-Type": "audio/ogg", "If-None-Match": "*"}

@@ -207,9 +207,9 @@ def test_single_put_from_initiate_with_the_returned_headers_completes(
     data = file_bytes(5000, seed=2)
     initiated = initiate_single(api, "image/jpeg", len(data))
     query = assert_path_style_url_to(initiated["uploadUrl"], bucket, initiated["key"])
-    assert {"content-length", "content-type"} <= set(query["X-Amz-SignedHeaders"][0].split(";"))
+    assert {"content-length", "content-type", "if-none-match"} <= set(query["X-Amz-SignedHeaders"][0].split(";"))
     assert query["X-Amz-Expires"] == [str(django_settings.UPLOADS_URL_EXPIRY_SECONDS)]
-    assert initiated["headers"] == {"Content-Type": "image/jpeg"}
+    assert initiated["headers"] == {"Content-Type": "image/jpeg", "If-None-Match": "*"}
 
     response = put(initiated["uploadUrl"], data, initiated["headers"])
     assert response.headers["ETag"] == quoted_md5(data)
@@ -227,6 +227,13 @@ def test_single_put_from_initiate_with_the_returned_headers_completes(
     }
     assert bucket.object_bytes(initiated["key"]) == data
     assert bucket.client.head_object(Bucket=bucket.name, Key=initiated["key"])["ContentType"] == "image/jpeg"
+
+    # The URL still has most of its hour; replaying it cannot swap the bytes that were checked.
+    replay = requests.put(
+        initiated["uploadUrl"], data=file_bytes(5000, seed=3), headers=initiated["headers"], timeout=30
+    )
+    assert replay.status_code == 412, replay.text
+    assert bucket.object_bytes(initiated["key"]) == data
 
 
 def test_single_put_of_other_than_the_declared_size_does_not_complete(api: Any, bucket: ServerBucket) -> None:

@@ -67,7 +67,7 @@ def test_presigned_put_signs_bucket_key_expiry_length_and_type(storage: S3Storag
     assert f"/{REGION}/s3/aws4_request" in query["X-Amz-Credential"]
     assert {"content-length", "content-type", "host"} <= signed_headers(query)
     assert "uploadId" not in query and "partNumber" not in query
-    assert signed.headers == {"Content-Type": "image/jpeg"}
+    assert signed.headers == {"Content-Type": "image/jpeg", "If-None-Match": "*"}
 
 
 def test_presigned_put_without_a_declared_size_signs_no_length(storage: S3Storage) -> None:

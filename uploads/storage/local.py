@@ -26,7 +26,7 @@ from typing import IO, Any, Protocol
 from django.core import signing
 from django.urls import reverse
 
-from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
+from uploads.errors import AlreadyStored, InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
 from uploads.storage.base import (
     MAX_SINGLE_PUT_BYTES,
     PartsRejected,
@@ -56,7 +56,8 @@ class LocalStorage:
         return self._object_path(key).as_uri()
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
-        return self._sign({"k": key, "c": content_type, "s": size}, expires_in, {"Content-Type": content_type})
+        headers = {"Content-Type": content_type, "If-None-Match": "*"}  # as S3 signs it: create only
+        return self._sign({"k": key, "c": content_type, "s": size}, expires_in, headers)
 
     def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
         return self._sign({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
@@ -128,7 +129,8 @@ class LocalStorage:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp, md5 = self._stream_to_temp(body, length, tmp_dir)
         etag = f'"{md5}"'
-        self._publish(tmp, claims["k"], StoredObject(size=length, etag=etag, content_type=claims["c"]))
+        stored = StoredObject(size=length, etag=etag, content_type=claims["c"])
+        self._publish(tmp, claims["k"], stored, create_only=True)
         return etag
 
     def _stream_to_temp(self, body: Readable, length: int, directory: Path) -> tuple[Path, str]:
@@ -238,11 +240,24 @@ class LocalStorage:
         return open(self._object_path(key), "rb")
 
     # --- paths -----------------------------------------------------------------------------
-    def _publish(self, tmp: Path, key: str, obj: StoredObject) -> None:
-        """Object first, metadata second: head() only reports an object whose metadata matches."""
+    def _publish(self, tmp: Path, key: str, obj: StoredObject, *, create_only: bool = False) -> None:
+        """Object first, metadata second: head() only reports an object whose metadata matches.
+        `create_only` is S3's `If-None-Match: *`: a hard link either creates the name or fails,
+        atomically, so of two racing PUTs exactly one wins."""
         path = self._object_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        if create_only:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise AlreadyStored(
+                    "This object is already stored; check the upload's progress and complete it.",
+                    details={"key": key},
+                ) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, path)
         meta = self._meta_path(key)
         meta.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})

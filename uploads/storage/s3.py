@@ -31,10 +31,12 @@ class S3Storage:
         return f"s3://{self.bucket}/{key}"
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        # If-None-Match: * (S3 conditional writes): the URL creates the object once; a replay
+        # after completion cannot swap the bytes the portal checked.
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*"}
         if size is not None:
             params["ContentLength"] = size
-        return self._presign("put_object", params, expires_in, {"Content-Type": content_type})
+        return self._presign("put_object", params, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
 
     def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
         params = {
