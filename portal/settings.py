@@ -140,6 +140,8 @@ AWS_REGION = env_str("AWS_REGION", "ap-south-1")
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3). Unset: the local backend under DATA_DIR/objects.
 S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
 # Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
+# Empty: virtual-hosted on AWS, path style for an S3-compatible endpoint (see uploads/storage/s3.py).
+AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE")
 SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
 DYNAMODB_CATALOG_TABLE = env_str("DYNAMODB_CATALOG_TABLE")
 

@@ -198,3 +198,8 @@ def test_head_of_a_stored_object_reports_size_etag_and_type(storage: S3Storage, 
 
 def test_object_uri_names_bucket_and_key() -> None:
     assert S3Storage(bucket=BUCKET, region=REGION).object_uri(KEY) == f"s3://{BUCKET}/{KEY}"
+
+
+def test_urls_on_aws_use_the_regional_virtual_host(storage: S3Storage) -> None:
+    signed = storage.presign_part(key=KEY, upload_id="u1", part_number=1, size=10, expires_in=60)
+    assert urlsplit(signed.url).netloc == f"{BUCKET}.s3.{REGION}.amazonaws.com"

@@ -2,6 +2,7 @@
 module is the only one that speaks S3. Works against AWS or any S3-compatible endpoint set
 through boto3's own AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3."""
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
 from storages.backends.s3 import S3Storage as DjangoS3Storage
 
 from uploads.storage.base import PartsRejected, SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
@@ -24,7 +26,12 @@ class S3Storage:
 
     @cached_property
     def client(self) -> "S3Client":
-        storage = DjangoS3Storage(bucket_name=self.bucket, region_name=self.region, signature_version="s3v4")
+        storage = DjangoS3Storage(
+            bucket_name=self.bucket,
+            region_name=self.region,
+            signature_version="s3v4",
+            addressing_style=_addressing_style(),
+        )
         return storage.connection.meta.client
 
     def object_uri(self, key: str) -> str:
@@ -122,3 +129,15 @@ def _translated_errors() -> Iterator[None]:
         raise StorageError(str(exc)) from exc
     except BotoCoreError as exc:
         raise StorageError(str(exc)) from exc
+
+
+def _addressing_style() -> str | None:
+    """On AWS, regional virtual-hosted URLs (bucket.s3.<region>.amazonaws.com): boto3's default
+    global host answers a new bucket with a redirect that a browser's PUT does not survive.
+    Against an S3-compatible endpoint, botocore's own choice (path style). AWS_S3_ADDRESSING_STYLE
+    overrides both."""
+    if settings.AWS_S3_ADDRESSING_STYLE:
+        return str(settings.AWS_S3_ADDRESSING_STYLE)
+    if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    return "virtual"
