@@ -58,7 +58,7 @@ def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_ca
     assert response.json() == {
         "status": "accepted",
         "trackingId": tracking_id,
-        "message": "Upload complete; the submission is queued for processing.",
+        "message": "Upload complete; the submission is accepted for processing.",
     }
     [message] = queued_messages(capsys)
     body = message["body"]

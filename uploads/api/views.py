@@ -61,7 +61,7 @@ class CatalogViewSet(viewsets.ViewSet):
         body = {
             "status": "accepted",
             "trackingId": submission.tracking_id,
-            "message": "Upload complete; the submission is queued for processing.",
+            "message": "Upload complete; the submission is accepted for processing.",
         }
         return Response(io.CompleteOutput(body).data, status=status.HTTP_202_ACCEPTED)
 

@@ -11,7 +11,7 @@ from uploads.services.media import (
     media_record_part,
     media_sign_parts,
 )
-from uploads.services.outbox import outbox_deliver, outbox_enqueue
+from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_redrive
 from uploads.services.submissions import processing_message, submission_complete
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "media_sign_parts",
     "outbox_deliver",
     "outbox_enqueue",
+    "outbox_redrive",
     "processing_message",
     "submission_complete",
 ]

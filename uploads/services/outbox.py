@@ -3,6 +3,7 @@ delivered after commit. A row is claimed with a conditional UPDATE, so two deliv
 send it at once; a failed send leaves it pending for the next attempt."""
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -14,6 +15,8 @@ from uploads.queue import PublishError, QueueMessage, get_publisher
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+# A row still "sending" this long after its claim belongs to a sender that died mid-send.
+STALE_CLAIM = timedelta(minutes=5)
 
 
 def outbox_enqueue(
@@ -29,7 +32,9 @@ def outbox_enqueue(
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
     )
-    transaction.on_commit(lambda: outbox_deliver(message_id=row.pk))
+    # robust: the change has committed and the client gets its answer even if this first
+    # attempt breaks; outbox_redrive picks the row up again.
+    transaction.on_commit(lambda: outbox_deliver(message_id=row.pk), robust=True)
     return row
 
 
@@ -70,3 +75,15 @@ def _mark_queued(submission_id: int) -> None:
     )
     if advanced:
         Event.objects.create(submission_id=submission_id, actor="system", action="submission.queued")
+
+
+def outbox_redrive(*, limit: int = 500) -> int:
+    """Sends what is still owed: pending rows, and rows a crashed sender left claimed. Returns
+    how many this call sent. Safe beside other redrives: each row is still claimed one by one.
+    A reclaimed row may have reached the queue before its sender died; it goes again with the
+    same deduplication id, which a FIFO queue drops."""
+    OutboxMessage.objects.filter(
+        status=OutboxMessage.Status.SENDING, claimed_at__lt=timezone.now() - STALE_CLAIM
+    ).update(status=OutboxMessage.Status.PENDING)
+    due = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).order_by("created_at")
+    return sum(outbox_deliver(message_id=pk) for pk in due.values_list("pk", flat=True)[:limit])
