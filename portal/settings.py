@@ -137,7 +137,7 @@ LOGGING = {
 # --- Uploads -------------------------------------------------------------------------------
 AWS_REGION = env_str("AWS_REGION", "ap-south-1")
 # Set: objects go to this S3 bucket (any S3-compatible endpoint through boto3's own
-# AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3). Unset: the local backend under DATA_DIR/objects.
+# AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3). Unset: the local backend under DATA_DIR/storage.
 S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
 # Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
 # Empty: virtual-hosted on AWS, path style for an S3-compatible endpoint (see uploads/storage/s3.py).

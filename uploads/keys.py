@@ -31,8 +31,3 @@ def build_object_key(*, tenant_id: str, artisan_id: str, tracking_id: str, media
         if not pattern.fullmatch(value):
             raise InvalidInput(f"{name} is not valid in an object key.", details={"field": name})
     return f"{tenant_id}/{artisan_id}/{tracking_id}/{media_id}.{ext}"
-
-
-def key_belongs_to_tenant(key: str, tenant_id: str) -> bool:
-    parts = key.split("/")
-    return len(parts) == 4 and parts[0] == tenant_id and all(parts)

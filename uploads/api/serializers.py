@@ -28,7 +28,7 @@ class CompactSerializer(serializers.Serializer):
 # --- inputs --------------------------------------------------------------------------------
 class InitiateInput(serializers.Serializer):
     tenantId = serializers.CharField(
-        source="tenant_id", required=False, max_length=63, help_text="Optional; must be the API key's tenant."
+        source="tenant_id", required=False, help_text="Optional; must be the API key's tenant (else 403)."
     )
     artisanId = serializers.CharField(
         source="artisan_id", max_length=64, help_text="1-64 letters, digits, '_' or '-'. Becomes part of the key."

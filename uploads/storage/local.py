@@ -236,9 +236,6 @@ class LocalStorage:
         self._meta_path(key).unlink(missing_ok=True)
         self._object_path(key).unlink(missing_ok=True)
 
-    def open(self, key: str) -> IO[bytes]:
-        return open(self._object_path(key), "rb")
-
     # --- paths -----------------------------------------------------------------------------
     def _publish(self, tmp: Path, key: str, obj: StoredObject, *, create_only: bool = False) -> None:
         """Object first, metadata second: head() only reports an object whose metadata matches.
