@@ -177,11 +177,11 @@ def _upload(portal: Portal, source: Path, *, size: int, part_size: int, concurre
     if created["strategy"] != "multipart":
         raise BenchError(f"expected a multipart upload, got {created}")
     media_id, num_parts = created["mediaId"], created["numParts"]
-    todo: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    waiting: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
     for first in range(1, num_parts + 1, 100):  # the API signs at most 100 parts per call
         numbers = list(range(first, min(first + 100, num_parts + 1)))
         for part in api.json("POST", f"/v1/catalog/uploads/{media_id}/parts", {"partNumbers": numbers})["parts"]:
-            todo.put(part)
+            waiting.put(part)
 
     failures: list[str] = []
     fd = os.open(source, os.O_RDONLY)
@@ -191,7 +191,7 @@ def _upload(portal: Portal, source: Path, *, size: int, part_size: int, concurre
         try:
             while not failures:
                 try:
-                    part = todo.get_nowait()
+                    part = waiting.get_nowait()
                 except queue.Empty:
                     return
                 offset = (part["partNumber"] - 1) * created["partSize"]
