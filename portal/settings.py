@@ -4,6 +4,7 @@ local queue); production sets DATABASE_URL, S3_RAW_MEDIA_BUCKET and SQS_QUEUE_UR
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_int, env_list, env_str
 
@@ -13,6 +14,9 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and env_str("DATABASE_URL"):
+    # A shared database means several web processes or hosts: they must sign with one key.
+    raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is.")
 if not SECRET_KEY:
     # Embedded mode: a per-checkout key kept beside the data, never committed.
     _key_file = DATA_DIR / "secret_key"
@@ -23,6 +27,11 @@ if not SECRET_KEY:
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+# Behind a TLS-terminating proxy: e.g. https://portal.example.com, for the admin's forms.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+if env_bool("PORTAL_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
