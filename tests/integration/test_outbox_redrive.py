@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from tests.integration.test_complete_delivery import uploaded_submission
 from uploads.models import OutboxMessage, Submission
 from uploads.queue import LocalQueue, PublishError, get_publisher
+from uploads.services import outbox
 
 
 def queued_tracking_ids() -> list[str]:
@@ -68,3 +69,51 @@ def test_unexpected_error_while_sending_still_answers_202_and_the_claim_is_redri
     assert redrive().startswith("Sent 1;")
     assert queued_tracking_ids() == [tracking_id]
     assert OutboxMessage.objects.get().attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_sender_whose_claim_went_stale_cannot_undo_the_redrives_delivery(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = uploaded_submission(api)
+    sends: list[Any] = []
+
+    class SlowThenFailing:
+        def publish(self, message: Any) -> str:
+            sends.append(message)
+            if len(sends) == 1:
+                # Meanwhile the claim goes stale and a redrive delivers the row ...
+                OutboxMessage.objects.update(claimed_at=timezone.now() - timedelta(minutes=6))
+                assert outbox.outbox_redrive() == 1
+                raise PublishError("timed out after retries")  # ... then the slow sender gives up
+            return "message-id"
+
+    monkeypatch.setattr(outbox, "get_publisher", lambda topic: SlowThenFailing())
+    assert api.post("/v1/catalog/upload/complete", body).status_code == 202
+
+    assert OutboxMessage.objects.get().status == "sent"
+    assert outbox.outbox_redrive() == 0
+    assert len(sends) == 2
+    assert Submission.objects.get().stage == "queued"
+
+
+def test_messages_out_of_attempts_wait_for_staff_and_go_on_retry_failed(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    body = uploaded_submission(api)
+    monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 2)
+
+    def refuse(self: LocalQueue, message: Any) -> str:
+        raise PublishError("down")
+
+    with monkeypatch.context() as down:
+        down.setattr(LocalQueue, "publish", refuse)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert api.post("/v1/catalog/upload/complete", body).status_code == 202
+        assert redrive().startswith("Sent 0; 0 still pending, 1 failed.")
+    assert redrive().startswith("Sent 0; 0 still pending, 1 failed.")  # failed rows wait for a person
+
+    out = StringIO()
+    call_command("deliver_outbox", "--retry-failed", stdout=out)
+    assert out.getvalue().startswith("Sent 1; 0 still pending, 0 failed.")
+    assert queued_tracking_ids() == [body["trackingId"]]

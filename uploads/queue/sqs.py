@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploads.queue.base import PublishError, QueueMessage
@@ -22,7 +23,10 @@ class SqsQueue:
 
     @cached_property
     def client(self) -> "SQSClient":
-        return boto3.session.Session().client("sqs", region_name=self.region)
+        # Bounded: a send gives up in well under a minute, far inside the outbox's stale-claim
+        # window, and never holds a completing request for long.
+        config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+        return boto3.session.Session().client("sqs", region_name=self.region, config=config)
 
     def publish(self, message: QueueMessage) -> str:
         params: dict[str, Any] = {

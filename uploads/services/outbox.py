@@ -15,7 +15,8 @@ from uploads.queue import PublishError, QueueMessage, get_publisher
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
-# A row still "sending" this long after its claim belongs to a sender that died mid-send.
+# A row still "sending" this long after its claim belongs to a sender that died mid-send;
+# publishers bound each send well below it (see uploads/queue/sqs.py).
 STALE_CLAIM = timedelta(minutes=5)
 
 
@@ -39,10 +40,13 @@ def outbox_enqueue(
 
 
 def outbox_deliver(*, message_id: int) -> bool:
-    """Sends one pending row. True if this call sent it; safe to call any number of times."""
-    now = timezone.now()
+    """Sends one pending row. True if this call sent it; safe to call any number of times.
+
+    Every write after the send is conditional: a sender so slow that outbox_redrive reclaimed
+    its row can neither turn a row another sender delivered back into pending, nor be undone."""
+    claim = timezone.now()
     claimed = OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.Status.PENDING).update(
-        status=OutboxMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        status=OutboxMessage.Status.SENDING, claimed_at=claim, attempts=F("attempts") + 1
     )
     if not claimed:
         return False
@@ -55,10 +59,12 @@ def outbox_deliver(*, message_id: int) -> bool:
     except PublishError as exc:
         logger.warning("outbox message %s not sent (attempt %s): %s", row.pk, row.attempts, exc)
         next_status = OutboxMessage.Status.FAILED if row.attempts >= MAX_ATTEMPTS else OutboxMessage.Status.PENDING
-        OutboxMessage.objects.filter(pk=row.pk).update(status=next_status, last_error=str(exc)[:2000])
+        OutboxMessage.objects.filter(pk=row.pk, status=OutboxMessage.Status.SENDING, claimed_at=claim).update(
+            status=next_status, last_error=str(exc)[:2000]
+        )
         return False
     with transaction.atomic():
-        OutboxMessage.objects.filter(pk=row.pk).update(
+        OutboxMessage.objects.filter(pk=row.pk).exclude(status=OutboxMessage.Status.SENT).update(
             status=OutboxMessage.Status.SENT, sent_at=timezone.now(), last_error=""
         )
         if row.topic == OutboxMessage.Topic.PROCESSING and row.submission_id is not None:
@@ -77,11 +83,16 @@ def _mark_queued(submission_id: int) -> None:
         Event.objects.create(submission_id=submission_id, actor="system", action="submission.queued")
 
 
-def outbox_redrive(*, limit: int = 500) -> int:
-    """Sends what is still owed: pending rows, and rows a crashed sender left claimed. Returns
-    how many this call sent. Safe beside other redrives: each row is still claimed one by one.
-    A reclaimed row may have reached the queue before its sender died; it goes again with the
-    same deduplication id, which a FIFO queue drops."""
+def outbox_redrive(*, limit: int = 500, retry_failed: bool = False) -> int:
+    """Sends what is still owed: pending rows, rows a crashed sender left claimed and, when
+    staff ask, rows that ran out of attempts. Returns how many this call sent. Safe beside other
+    redrives: each row is still claimed one by one. A reclaimed row may have reached the queue
+    before its sender died; it goes again with the same deduplication id, which SQS FIFO drops
+    only within its 5-minute window, so the pipeline treats a repeated trackingId as a no-op."""
+    if retry_failed:
+        OutboxMessage.objects.filter(status=OutboxMessage.Status.FAILED).update(
+            status=OutboxMessage.Status.PENDING, attempts=0
+        )
     OutboxMessage.objects.filter(
         status=OutboxMessage.Status.SENDING, claimed_at__lt=timezone.now() - STALE_CLAIM
     ).update(status=OutboxMessage.Status.PENDING)

@@ -12,9 +12,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--limit", type=int, default=500, help="At most this many messages per run.")
+        parser.add_argument("--retry-failed", action="store_true", help="Also retry messages that ran out of attempts.")
 
-    def handle(self, *args: Any, limit: int, **options: Any) -> None:
-        sent = outbox_redrive(limit=limit)
+    def handle(self, *args: Any, limit: int, retry_failed: bool, **options: Any) -> None:
+        sent = outbox_redrive(limit=limit, retry_failed=retry_failed)
         pending = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count()
         failed = OutboxMessage.objects.filter(status=OutboxMessage.Status.FAILED).count()
         self.stdout.write(f"Sent {sent}; {pending} still pending, {failed} failed.")
