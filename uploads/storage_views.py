@@ -42,5 +42,5 @@ def _receive(request: HttpRequest, token: str) -> str:
         )
     except UploadNotFound:
         raise NotFound("This multipart upload no longer exists (completed or aborted).") from None
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:  # a full or failing disk is ours, not the client's
         raise StorageUnavailable(str(exc)) from exc

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from uploads.errors import AlreadyStored
 from uploads.storage import LocalStorage, UploadNotFound
 
 
@@ -62,3 +63,29 @@ def test_part_arriving_while_the_upload_is_aborted_is_upload_not_found(tmp_path:
             token=signed.url.rsplit("/", 1)[-1], body=AbortedMidway(b"0123456789"), content_length=10, content_type=""
         )
     assert not (tmp_path / "multipart" / upload_id).exists()
+
+
+def test_single_put_cut_short_before_its_metadata_can_be_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uploads.storage.local as local
+
+    storage = LocalStorage(tmp_path)
+    signed = storage.presign_put(key="t/a/trk/med.jpg", content_type="image/jpeg", size=5, expires_in=60)
+    token = signed.url.rsplit("/", 1)[-1]
+
+    def disk_full(path: Path, data: dict[str, object]) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(local, "_write_json_atomic", disk_full)
+        with pytest.raises(OSError):
+            storage.receive_put(token=token, body=io.BytesIO(b"first"), content_length=5, content_type="image/jpeg")
+    assert storage.head(key="t/a/trk/med.jpg") is None  # bytes without metadata are not an object
+
+    etag = storage.receive_put(token=token, body=io.BytesIO(b"again"), content_length=5, content_type="image/jpeg")
+    stored = storage.head(key="t/a/trk/med.jpg")
+    assert stored is not None and stored.etag == etag == f'"{hashlib.md5(b"again").hexdigest()}"'
+    assert (tmp_path / "objects" / "t/a/trk/med.jpg").read_bytes() == b"again"
+    with pytest.raises(AlreadyStored):
+        storage.receive_put(token=token, body=io.BytesIO(b"third"), content_length=5, content_type="image/jpeg")

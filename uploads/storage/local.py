@@ -238,26 +238,23 @@ class LocalStorage:
 
     # --- paths -----------------------------------------------------------------------------
     def _publish(self, tmp: Path, key: str, obj: StoredObject, *, create_only: bool = False) -> None:
-        """Object first, metadata second: head() only reports an object whose metadata matches.
-        `create_only` is S3's `If-None-Match: *`: a hard link either creates the name or fails,
-        atomically, so of two racing PUTs exactly one wins."""
+        """Object first, metadata second: head() reports only an object whose metadata matches.
+        Under the key's lock, so a create-only PUT (S3's `If-None-Match: *`) finds either a
+        finished object, and is refused, or none; a publish that a crash cut short (an object
+        without metadata) is simply done again."""
         path = self._object_path(key)
+        meta = self._meta_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if create_only:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(meta):
+            if create_only and meta.exists() and path.exists():
+                tmp.unlink(missing_ok=True)
                 raise AlreadyStored(
                     "This object is already stored; check the upload's progress and complete it.",
                     details={"key": key},
-                ) from None
-            finally:
-                tmp.unlink(missing_ok=True)
-        else:
+                )
             os.replace(tmp, path)
-        meta = self._meta_path(key)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+            _write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
 
     def _object_path(self, key: str) -> Path:
         return self._inside("objects", key)
@@ -289,9 +286,9 @@ class LocalStorage:
 
     @staticmethod
     @contextmanager
-    def _locked(directory: Path) -> Iterator[None]:
-        """Serialises completion and abort of one upload across threads and processes."""
-        lock_path = directory.parent / f"{directory.name}.lock"
+    def _locked(path: Path) -> Iterator[None]:
+        """Serialises the writers of one upload or one object, across threads and processes."""
+        lock_path = path.parent / f"{path.name}.lock"
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
