@@ -38,7 +38,11 @@ def _receive(request: HttpRequest, token: str) -> str:
         content_length = int(raw_length)
     try:
         return storage.receive_put(
-            token=token, body=request, content_length=content_length, content_type=request.content_type or ""
+            token=token,
+            body=request,
+            content_length=content_length,
+            content_type=request.content_type or "",
+            if_none_match=request.headers.get("If-None-Match"),
         )
     except UploadNotFound:
         raise NotFound("This multipart upload no longer exists (completed or aborted).") from None

@@ -98,8 +98,16 @@ def test_single_put_url_writes_its_object_once(single: dict[str, Any]) -> None:
     assert not list((get_storage().root / "tmp").iterdir())  # type: ignore[attr-defined]
 
 
+def test_single_put_without_the_signed_if_none_match_is_403_as_on_s3(single: dict[str, Any]) -> None:
+    response = put_bytes(single["uploadUrl"], PHOTO, {"Content-Type": "image/jpeg"})
+    assert_error(response, 403, "url_invalid")
+    assert objects_under_keys() == []
+
+
 def test_content_type_parameters_are_allowed_on_a_single_put(single: dict[str, Any]) -> None:
-    response = put_bytes(single["uploadUrl"], PHOTO, {"Content-Type": "image/jpeg; charset=binary"})
+    response = put_bytes(
+        single["uploadUrl"], PHOTO, {"Content-Type": "image/jpeg; charset=binary", "If-None-Match": "*"}
+    )
     assert response.status_code == 200, response.content
 
 
@@ -187,7 +195,15 @@ def test_part_of_another_size_than_signed_is_400(api: APIClient, part_one: dict[
 def put_with_short_body(url: str, declared: int, body: bytes, content_type: str) -> Any:
     """A client that declares `declared` bytes and sends fewer, then hangs up."""
     stream: dict[str, Any] = {"wsgi.input": io.BytesIO(body)}
-    return Client().generic("PUT", path_of(url), b"", CONTENT_LENGTH=str(declared), CONTENT_TYPE=content_type, **stream)
+    return Client().generic(
+        "PUT",
+        path_of(url),
+        b"",
+        CONTENT_LENGTH=str(declared),
+        CONTENT_TYPE=content_type,
+        HTTP_IF_NONE_MATCH="*",
+        **stream,
+    )
 
 
 def test_single_body_shorter_than_its_content_length_is_400_and_leaves_nothing(single: dict[str, Any]) -> None:

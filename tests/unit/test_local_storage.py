@@ -80,12 +80,18 @@ def test_single_put_cut_short_before_its_metadata_can_be_sent_again(
     with monkeypatch.context() as failing:
         failing.setattr(local, "_write_json_atomic", disk_full)
         with pytest.raises(OSError):
-            storage.receive_put(token=token, body=io.BytesIO(b"first"), content_length=5, content_type="image/jpeg")
+            storage.receive_put(
+                token=token, body=io.BytesIO(b"first"), content_length=5, content_type="image/jpeg", if_none_match="*"
+            )
     assert storage.head(key="t/a/trk/med.jpg") is None  # bytes without metadata are not an object
 
-    etag = storage.receive_put(token=token, body=io.BytesIO(b"again"), content_length=5, content_type="image/jpeg")
+    etag = storage.receive_put(
+        token=token, body=io.BytesIO(b"again"), content_length=5, content_type="image/jpeg", if_none_match="*"
+    )
     stored = storage.head(key="t/a/trk/med.jpg")
     assert stored is not None and stored.etag == etag == f'"{hashlib.md5(b"again").hexdigest()}"'
     assert (tmp_path / "objects" / "t/a/trk/med.jpg").read_bytes() == b"again"
     with pytest.raises(AlreadyStored):
-        storage.receive_put(token=token, body=io.BytesIO(b"third"), content_length=5, content_type="image/jpeg")
+        storage.receive_put(
+            token=token, body=io.BytesIO(b"third"), content_length=5, content_type="image/jpeg", if_none_match="*"
+        )

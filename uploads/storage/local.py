@@ -72,13 +72,29 @@ class LocalStorage:
         )
 
     # --- receiving bytes -------------------------------------------------------------------
-    def receive_put(self, *, token: str, body: Readable, content_length: int | None, content_type: str) -> str:
+    def receive_put(
+        self,
+        *,
+        token: str,
+        body: Readable,
+        content_length: int | None,
+        content_type: str = "",
+        if_none_match: str | None = None,
+    ) -> str:
         """Stores the body a signed URL allows, streaming it to disk; returns its quoted ETag."""
         claims = self._verified_claims(token, content_length)
         assert content_length is not None
         if "u" in claims:
             return self._receive_part(claims, body, content_length)
-        return self._receive_object(claims, body, content_length, content_type)
+        # S3 signs these headers into a single-PUT URL; a client that drops one fails there,
+        # so it fails here too, before a byte is read.
+        if content_type.split(";", 1)[0].strip().lower() != claims["c"]:
+            raise UrlInvalid(
+                f"This URL is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
+            )
+        if if_none_match != "*":
+            raise UrlInvalid("This URL is signed with If-None-Match: *; send the headers it came with.")
+        return self._receive_object(claims, body, content_length)
 
     def _verified_claims(self, token: str, content_length: int | None) -> dict[str, Any]:
         """Checks what S3 would check of a presigned request: signature, expiry, signed size."""
@@ -120,11 +136,7 @@ class LocalStorage:
                     other.unlink()
         return f'"{md5}"'
 
-    def _receive_object(self, claims: dict[str, Any], body: Readable, length: int, content_type: str) -> str:
-        if content_type.split(";", 1)[0].strip().lower() != claims["c"]:
-            raise UrlInvalid(
-                f"This URL is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
-            )
+    def _receive_object(self, claims: dict[str, Any], body: Readable, length: int) -> str:
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp, md5 = self._stream_to_temp(body, length, tmp_dir)
