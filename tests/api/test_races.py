@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 
 from tests.api.helpers import MULTIPART_SIZE
 from tests.conftest import put_bytes
+from uploads.errors import UploadClosed
 from uploads.models import MediaUpload, OutboxMessage, Submission
+from uploads.services.media import media_finish_at_storage, media_mark_uploaded
 from uploads.storage import LocalStorage, get_storage
 
 
@@ -106,3 +108,15 @@ def test_non_ascii_digits_in_content_length_are_400() -> None:
     response = Client().put("/storage/put/abc", data=b"x", content_type="image/jpeg", CONTENT_LENGTH="\u00b2")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_object_completed_after_an_abort_won_the_row_is_removed(api: APIClient) -> None:
+    photo, _ = uploaded_pair(api)
+    media = MediaUpload.objects.get(media_id=photo["mediaId"])
+    stored = media_finish_at_storage(media=media)  # storage says: done
+    # Meanwhile an abort claimed the row, and its own storage clean-up ran before our object appeared.
+    MediaUpload.objects.filter(pk=media.pk).update(status="aborted")
+
+    with pytest.raises(UploadClosed):
+        media_mark_uploaded(media=media, stored=stored, actor="test")
+    assert get_storage().head(key=photo["key"]) is None

@@ -363,6 +363,9 @@ def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str)
         _submission_uploading(media.submission_id, actor)
     media.refresh_from_db()
     if media.status != MediaStatus.UPLOADED:
+        # Aborted (or expired) while we completed it at storage: the object we just made or
+        # checked belongs to nobody, so it goes, as the abort meant it to.
+        _storage_call(get_storage().delete, key=media.object_key)
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
 
 

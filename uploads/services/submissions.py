@@ -44,7 +44,8 @@ def submission_complete(
     photo = _file_of(media_by_key, photo_key, MediaKind.PHOTO, "photoKey")
     audio = _file_of(media_by_key, audio_key, MediaKind.AUDIO, "audioKey")
     # Both files are verified at storage before any row changes: a request that fails for the
-    # second file leaves the first exactly as it was.
+    # second file changes no row of the first (its multipart upload may already be completed at
+    # storage, which the next call recognises).
     pending = [m for m in (photo, audio) if m.status != MediaStatus.UPLOADED]
     stored = [(m, media_finish_at_storage(media=m)) for m in pending]
 
