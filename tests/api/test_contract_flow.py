@@ -6,34 +6,11 @@ from typing import Any
 from django.core.management import call_command
 
 from tests.conftest import put_bytes
-
-PHOTO = b"\xff\xd8\xff" + b"p" * 5000
-AUDIO = b"OggS" + b"a" * 7000
+from tests.helpers import AUDIO, PHOTO, complete_body, initiate, uploaded_submission
 
 
-def initiate(api: Any, content_type: str, size: int, tracking_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"artisanId": "art_1", "contentType": content_type, "fileSize": size}
-    if tracking_id:
-        body["trackingId"] = tracking_id
-    response = api.post("/v1/catalog/upload/initiate", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def upload_submission(api: Any) -> tuple[str, str, str]:
-    photo = initiate(api, "image/jpeg", len(PHOTO))
-    audio = initiate(api, "audio/ogg", len(AUDIO), photo["trackingId"])
-    assert put_bytes(photo["uploadUrl"], PHOTO, photo["headers"]).status_code == 200
-    assert put_bytes(audio["uploadUrl"], AUDIO, audio["headers"]).status_code == 200
-    return photo["trackingId"], photo["key"], audio["key"]
-
-
-def complete(api: Any, tracking_id: str, photo_key: str, audio_key: str) -> Any:
-    return api.post(
-        "/v1/catalog/upload/complete",
-        {"trackingId": tracking_id, "photoKey": photo_key, "audioKey": audio_key, "language": "hi"},
-        format="json",
-    )
+def complete(api: Any, submission: dict[str, str]) -> Any:
+    return api.post("/v1/catalog/upload/complete", complete_body(submission), format="json")
 
 
 def queued_messages(capsys: Any) -> list[dict[str, Any]]:
@@ -43,7 +20,7 @@ def queued_messages(capsys: Any) -> list[dict[str, Any]]:
 
 
 def test_initiate_returns_contract_fields_and_a_key_under_the_tenant(api: Any) -> None:
-    body = initiate(api, "image/jpeg", 10)
+    body = initiate(api, content_type="image/jpeg", file_size=10)
     assert {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"} == set(body)
     assert body["key"] == f"tenant_a/art_1/{body['trackingId']}/{body['mediaId']}.jpg"
     assert body["uploadUrl"].startswith("http://testserver/storage/put/")
@@ -51,9 +28,10 @@ def test_initiate_returns_contract_fields_and_a_key_under_the_tenant(api: Any) -
 
 
 def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_capture_on_commit_callbacks: Any) -> None:
-    tracking_id, photo_key, audio_key = upload_submission(api)
+    submission = uploaded_submission(api)
+    tracking_id, photo_key = submission["trackingId"], submission["photoKey"]
     with django_capture_on_commit_callbacks(execute=True):
-        response = complete(api, tracking_id, photo_key, audio_key)
+        response = complete(api, submission)
     assert response.status_code == 202, response.content
     assert response.json() == {
         "status": "accepted",
@@ -81,20 +59,20 @@ def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_ca
 
 
 def test_complete_is_idempotent(api: Any, capsys: Any, django_capture_on_commit_callbacks: Any) -> None:
-    tracking_id, photo_key, audio_key = upload_submission(api)
+    submission = uploaded_submission(api)
     with django_capture_on_commit_callbacks(execute=True):
-        first = complete(api, tracking_id, photo_key, audio_key)
-        second = complete(api, tracking_id, photo_key, audio_key)
+        first = complete(api, submission)
+        second = complete(api, submission)
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     assert len(queued_messages(capsys)) == 1
 
 
 def test_complete_before_bytes_arrive_is_409_and_changes_nothing(api: Any, capsys: Any) -> None:
-    photo = initiate(api, "image/jpeg", len(PHOTO))
-    audio = initiate(api, "audio/ogg", len(AUDIO), photo["trackingId"])
+    photo = initiate(api, content_type="image/jpeg", file_size=len(PHOTO))
+    audio = initiate(api, content_type="audio/ogg", file_size=len(AUDIO), tracking_id=photo["trackingId"])
     assert put_bytes(photo["uploadUrl"], PHOTO, photo["headers"]).status_code == 200
-    response = complete(api, photo["trackingId"], photo["key"], audio["key"])
+    response = complete(api, {"trackingId": photo["trackingId"], "photoKey": photo["key"], "audioKey": audio["key"]})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "object_missing"
     assert queued_messages(capsys) == []
@@ -104,7 +82,7 @@ def test_complete_before_bytes_arrive_is_409_and_changes_nothing(api: Any, capsy
 
 
 def test_status_of_other_tenants_tracking_id_is_404(api: Any, other_api: Any) -> None:
-    tracking_id = initiate(api, "image/jpeg", 10)["trackingId"]
+    tracking_id = initiate(api, content_type="image/jpeg", file_size=10)["trackingId"]
     response = other_api.get(f"/v1/catalog/status/{tracking_id}")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

@@ -12,7 +12,8 @@ from django.core import signing
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.api.helpers import (
+from tests.conftest import put_bytes
+from tests.helpers import (
     PART,
     PHOTO,
     assert_error,
@@ -23,7 +24,6 @@ from tests.api.helpers import (
     sign_parts,
     stored_files,
 )
-from tests.conftest import put_bytes
 from uploads.models import MediaUpload
 from uploads.storage import get_storage
 from uploads.storage import local as local_storage

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.api.helpers import (
+from tests.conftest import put_bytes
+from tests.helpers import (
     AUDIO,
     MULTIPART_SIZE,
     PART,
@@ -26,7 +27,6 @@ from tests.api.helpers import (
     stored_files,
     upload_multipart,
 )
-from tests.conftest import put_bytes
 from uploads.models import Event, MediaStatus, MediaUpload, Stage, Submission
 from uploads.storage import get_storage
 

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.api.helpers import create_upload, payload, quoted_md5, split
+from tests.helpers import create_upload, payload, quoted_md5, split
 from uploads.models import MediaUpload, UploadPart
 from uploads.storage import get_storage
 

@@ -7,71 +7,50 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.api.helpers import MULTIPART_SIZE
 from tests.conftest import put_bytes
+from tests.helpers import MULTIPART_SIZE, complete_body, uploaded_submission
 from uploads.errors import UploadClosed
 from uploads.models import MediaUpload, OutboxMessage, Submission
 from uploads.services.media import media_finish_at_storage, media_mark_uploaded
 from uploads.storage import LocalStorage, get_storage
 
 
-def initiate(api: APIClient, content_type: str, size: int, tracking_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"artisanId": "art1", "contentType": content_type, "fileSize": size}
-    if tracking_id:
-        body["trackingId"] = tracking_id
-    response = api.post("/v1/catalog/upload/initiate", body)
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def uploaded_pair(api: APIClient) -> tuple[dict[str, Any], dict[str, Any]]:
-    photo = initiate(api, "image/jpeg", 5)
-    audio = initiate(api, "audio/ogg", 5, photo["trackingId"])
-    assert put_bytes(photo["uploadUrl"], b"x" * 5, photo["headers"]).status_code == 200
-    assert put_bytes(audio["uploadUrl"], b"y" * 5, audio["headers"]).status_code == 200
-    return photo, audio
-
-
-def complete_body(photo: dict[str, Any], audio: dict[str, Any]) -> dict[str, str]:
-    return {"trackingId": photo["trackingId"], "photoKey": photo["key"], "audioKey": audio["key"], "language": "hi"}
-
-
 def test_completion_that_arrives_mid_abort_is_refused_and_nothing_is_queued(
     api: APIClient, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    photo, audio = uploaded_pair(api)
+    submission = uploaded_submission(api)
     completions: list[Any] = []
     real_delete = LocalStorage.delete
 
     def complete_then_delete(self: LocalStorage, *, key: str) -> None:
         monkeypatch.setattr(LocalStorage, "delete", real_delete)
         with django_capture_on_commit_callbacks(execute=True):
-            completions.append(api.post("/v1/catalog/upload/complete", complete_body(photo, audio)))
+            completions.append(api.post("/v1/catalog/upload/complete", complete_body(submission)))
         real_delete(self, key=key)
 
     monkeypatch.setattr(LocalStorage, "delete", complete_then_delete)
-    aborted = api.delete(f"/v1/catalog/uploads/{photo['mediaId']}")
+    aborted = api.delete(f"/v1/catalog/uploads/{submission['photoMediaId']}")
 
     assert aborted.status_code == 200
     assert aborted.json()["status"] == "aborted"
     [completion] = completions
     assert completion.status_code == 409
     assert completion.json()["error"]["code"] == "upload_closed"
-    assert Submission.objects.get(tracking_id=photo["trackingId"]).stage in ("initiated", "uploading")
+    assert Submission.objects.get(tracking_id=submission["trackingId"]).stage in ("initiated", "uploading")
     assert not OutboxMessage.objects.exists()
-    assert get_storage().head(key=photo["key"]) is None
+    assert get_storage().head(key=submission["photoKey"]) is None
 
 
 def test_abort_after_completion_is_409_and_keeps_the_file(
     api: APIClient, django_capture_on_commit_callbacks: Any
 ) -> None:
-    photo, audio = uploaded_pair(api)
+    submission = uploaded_submission(api)
     with django_capture_on_commit_callbacks(execute=True):
-        assert api.post("/v1/catalog/upload/complete", complete_body(photo, audio)).status_code == 202
-    response = api.delete(f"/v1/catalog/uploads/{photo['mediaId']}")
+        assert api.post("/v1/catalog/upload/complete", complete_body(submission)).status_code == 202
+    response = api.delete(f"/v1/catalog/uploads/{submission['photoMediaId']}")
     assert response.status_code == 409
-    assert get_storage().head(key=photo["key"]) is not None
-    assert MediaUpload.objects.get(media_id=photo["mediaId"]).status == "uploaded"
+    assert get_storage().head(key=submission["photoKey"]) is not None
+    assert MediaUpload.objects.get(media_id=submission["photoMediaId"]).status == "uploaded"
 
 
 def test_part_resent_while_completing_is_409_parts_mismatch_then_completes(
@@ -111,12 +90,12 @@ def test_non_ascii_digits_in_content_length_are_400() -> None:
 
 
 def test_object_completed_after_an_abort_won_the_row_is_removed(api: APIClient) -> None:
-    photo, _ = uploaded_pair(api)
-    media = MediaUpload.objects.get(media_id=photo["mediaId"])
+    submission = uploaded_submission(api)
+    media = MediaUpload.objects.get(media_id=submission["photoMediaId"])
     stored = media_finish_at_storage(media=media)  # storage says: done
     # Meanwhile an abort claimed the row, and its own storage clean-up ran before our object appeared.
     MediaUpload.objects.filter(pk=media.pk).update(status="aborted")
 
     with pytest.raises(UploadClosed):
         media_mark_uploaded(media=media, stored=stored, actor="test")
-    assert get_storage().head(key=photo["key"]) is None
+    assert get_storage().head(key=submission["photoKey"]) is None

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from tenants.models import Tenant
 from tenants.services import api_key_create, api_key_revoke
-from tests.api.helpers import (
+from tests.helpers import (
     MULTIPART_SIZE,
     PART,
     UNKNOWN_MEDIA_ID,

@@ -12,32 +12,10 @@ from rest_framework.test import APIClient
 
 from tenants.models import Tenant
 from tenants.services import api_key_create
-from tests.conftest import put_bytes
+from tests.helpers import complete_body, uploaded_submission
 from uploads.models import Event, OutboxMessage, Submission
 from uploads.queue import LocalQueue, get_publisher
 from uploads.services import outbox_deliver
-
-PHOTO = b"\xff\xd8" + b"p" * 3000
-AUDIO = b"OggS" + b"a" * 4000
-
-
-def uploaded_submission(api: APIClient) -> dict[str, str]:
-    photo = api.post(
-        "/v1/catalog/upload/initiate", {"artisanId": "a1", "contentType": "image/jpeg", "fileSize": len(PHOTO)}
-    )
-    tracking_id = photo.json()["trackingId"]
-    audio = api.post(
-        "/v1/catalog/upload/initiate",
-        {"artisanId": "a1", "contentType": "audio/ogg", "fileSize": len(AUDIO), "trackingId": tracking_id},
-    )
-    assert put_bytes(photo.json()["uploadUrl"], PHOTO, photo.json()["headers"]).status_code == 200
-    assert put_bytes(audio.json()["uploadUrl"], AUDIO, audio.json()["headers"]).status_code == 200
-    return {
-        "trackingId": tracking_id,
-        "photoKey": photo.json()["key"],
-        "audioKey": audio.json()["key"],
-        "language": "bn",
-    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -49,7 +27,7 @@ def test_twenty_concurrent_completes_produce_one_outbox_row_and_one_message(tena
         c.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         return c
 
-    body = uploaded_submission(client())
+    body = complete_body(uploaded_submission(client()), language="bn")
     barrier = threading.Barrier(20)
     statuses: list[int] = []
 
@@ -81,7 +59,7 @@ def test_processing_message_goes_to_the_configured_fifo_queue(
     sqs = boto3.client("sqs", region_name="ap-south-1")
     url = sqs.create_queue(QueueName="catalog-processing.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     settings.SQS_QUEUE_URL = url
-    body = uploaded_submission(api)
+    body = complete_body(uploaded_submission(api), language="bn")
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/v1/catalog/upload/complete", body).status_code == 202
     [message] = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], MaxNumberOfMessages=10)["Messages"]
@@ -99,7 +77,7 @@ def test_unavailable_queue_still_accepts_the_completion_and_keeps_the_message(
 ) -> None:
     sqs = boto3.client("sqs", region_name="ap-south-1")
     settings.SQS_QUEUE_URL = "https://sqs.ap-south-1.amazonaws.com/123456789012/not-created-yet.fifo"
-    body = uploaded_submission(api)
+    body = complete_body(uploaded_submission(api), language="bn")
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/v1/catalog/upload/complete", body)
     assert response.status_code == 202

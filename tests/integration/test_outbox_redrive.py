@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.integration.test_complete_delivery import uploaded_submission
+from tests.helpers import complete_body, uploaded_submission
 from uploads.models import OutboxMessage, Submission
 from uploads.queue import LocalQueue, PublishError, get_publisher
 from uploads.services import outbox
@@ -30,7 +30,7 @@ def redrive() -> str:
 def complete_while_publish_raises(api: APIClient, error: Exception, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs in a real transaction (transaction=True tests): the first send happens on commit,
     inside the request, as in production."""
-    body = uploaded_submission(api)
+    body = complete_body(uploaded_submission(api))
 
     def broken(self: LocalQueue, message: Any) -> str:
         raise error
@@ -75,7 +75,7 @@ def test_unexpected_error_while_sending_still_answers_202_and_the_claim_is_redri
 def test_a_slow_sender_whose_claim_went_stale_cannot_undo_the_redrives_delivery(
     api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = uploaded_submission(api)
+    body = complete_body(uploaded_submission(api))
     sends: list[Any] = []
 
     class SlowThenFailing:
@@ -100,7 +100,7 @@ def test_a_slow_sender_whose_claim_went_stale_cannot_undo_the_redrives_delivery(
 def test_messages_out_of_attempts_wait_for_staff_and_go_on_retry_failed(
     api: APIClient, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    body = uploaded_submission(api)
+    body = complete_body(uploaded_submission(api))
     monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 2)
 
     def refuse(self: LocalQueue, message: Any) -> str:

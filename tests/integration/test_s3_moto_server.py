@@ -19,9 +19,8 @@ from moto.s3 import models as moto_s3_models
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import REGION
+from tests.helpers import PART, create_upload, initiate, sign_parts
 from uploads.queue import LocalQueue, get_publisher
-
-PART = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,32 +81,6 @@ def put(url: str, data: bytes, headers: dict[str, str] | None = None) -> request
     return response
 
 
-def create_multipart(api: Any, size: int, tracking_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"artisanId": "art_1", "contentType": "audio/ogg", "fileSize": size, "partSize": PART}
-    if tracking_id is not None:
-        body["trackingId"] = tracking_id
-    response = api.post("/v1/catalog/uploads", body, format="json")
-    assert response.status_code == 201, response.content
-    created: dict[str, Any] = response.json()
-    return created
-
-
-def sign_parts(api: Any, media_id: str, numbers: list[int]) -> dict[int, dict[str, Any]]:
-    response = api.post(f"/v1/catalog/uploads/{media_id}/parts", {"partNumbers": numbers}, format="json")
-    assert response.status_code == 200, response.content
-    return {part["partNumber"]: part for part in response.json()["parts"]}
-
-
-def initiate_single(api: Any, content_type: str, size: int, tracking_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"artisanId": "art_1", "contentType": content_type, "fileSize": size}
-    if tracking_id is not None:
-        body["trackingId"] = tracking_id
-    response = api.post("/v1/catalog/upload/initiate", body, format="json")
-    assert response.status_code == 201, response.content
-    initiated: dict[str, Any] = response.json()
-    return initiated
-
-
 def chunks(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
@@ -142,7 +115,7 @@ def test_multipart_upload_out_of_order_resumes_and_completes_byte_identical(
 ) -> None:
     data = file_bytes(3 * PART + 4321, seed=1)
     expected_parts = chunks(data, PART)
-    created = create_multipart(api, len(data))
+    created = create_upload(api, file_size=len(data), part_size=PART)
     media_id, key = created["mediaId"], created["key"]
     assert (created["strategy"], created["partSize"], created["numParts"]) == ("multipart", PART, 4)
 
@@ -205,7 +178,7 @@ def test_single_put_from_initiate_with_the_returned_headers_completes(
     api: Any, other_api: Any, bucket: ServerBucket
 ) -> None:
     data = file_bytes(5000, seed=2)
-    initiated = initiate_single(api, "image/jpeg", len(data))
+    initiated = initiate(api, content_type="image/jpeg", file_size=len(data))
     query = assert_path_style_url_to(initiated["uploadUrl"], bucket, initiated["key"])
     assert {"content-length", "content-type", "if-none-match"} <= set(query["X-Amz-SignedHeaders"][0].split(";"))
     assert query["X-Amz-Expires"] == [str(django_settings.UPLOADS_URL_EXPIRY_SECONDS)]
@@ -238,7 +211,7 @@ def test_single_put_from_initiate_with_the_returned_headers_completes(
 
 def test_single_put_of_other_than_the_declared_size_does_not_complete(api: Any, bucket: ServerBucket) -> None:
     # moto does not enforce the signed Content-Length (S3 does), so the portal's own check shows.
-    initiated = initiate_single(api, "image/jpeg", 5000)
+    initiated = initiate(api, content_type="image/jpeg", file_size=5000)
     put(initiated["uploadUrl"], b"short", initiated["headers"])
 
     response = api.post(f"/v1/catalog/uploads/{initiated['mediaId']}/complete")
@@ -253,9 +226,9 @@ def test_completing_the_submission_queues_s3_uris_of_photo_and_audio(
 ) -> None:
     photo = file_bytes(7000, seed=3)
     audio = file_bytes(PART + 100, seed=4)
-    photo_upload = initiate_single(api, "image/jpeg", len(photo))
+    photo_upload = initiate(api, content_type="image/jpeg", file_size=len(photo))
     tracking_id = photo_upload["trackingId"]
-    audio_upload = create_multipart(api, len(audio), tracking_id=tracking_id)
+    audio_upload = create_upload(api, file_size=len(audio), part_size=PART, tracking_id=tracking_id)
     put(photo_upload["uploadUrl"], photo, photo_upload["headers"])
     for number, part in sign_parts(api, audio_upload["mediaId"], [1, 2]).items():
         put(part["url"], chunks(audio, PART)[number - 1], part["headers"])

@@ -12,7 +12,7 @@ from uploads.services.media import (
     media_sign_parts,
 )
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_redrive
-from uploads.services.submissions import processing_message, submission_complete
+from uploads.services.submissions import submission_complete
 
 __all__ = [
     "InitiatedUpload",
@@ -27,6 +27,5 @@ __all__ = [
     "outbox_deliver",
     "outbox_enqueue",
     "outbox_redrive",
-    "processing_message",
     "submission_complete",
 ]

@@ -3,13 +3,13 @@ bytes itself and behaves like S3 where clients can tell (ETags, part rules, comp
 
 Layout under the root:
   objects/<key>                      finished objects
-  meta/<key>.json                    their size, ETag and content type
-  multipart/<uploadId>/upload.json   an open multipart upload
+  meta/<key>.json                    their size, ETag and content type (+ .lock: one writer)
+  multipart/<uploadId>/upload.json   an open multipart upload (+ <uploadId>.lock beside it)
   multipart/<uploadId>/<NNNNN>.<md5> its parts: the name carries the ETag, so a part and its
                                      ETag are replaced together by one atomic rename
+  tmp/                               single PUTs and assemblies in flight
 """
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -18,7 +18,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -131,7 +131,7 @@ class LocalStorage:
         # An earlier upload of the same part is replaced; a concurrent newer one is left for
         # list_parts, which takes the newest copy (S3's last writer wins).
         for other in part_dir.glob(f"{prefix}*"):
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 if other != final and other.stat().st_mtime_ns <= written:
                     other.unlink()
         return f'"{md5}"'
