@@ -114,7 +114,7 @@ STATIC_ROOT = DATA_DIR / "static"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["tenants.auth.HasTenant"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.auth.IsClientKey"],
     "DEFAULT_PARSER_CLASSES": ["portal.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -148,10 +148,12 @@ AWS_REGION = env_str("AWS_REGION", "ap-south-1")
 # Set: objects go to this S3 bucket (any S3-compatible endpoint through boto3's own
 # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3). Unset: the local backend under DATA_DIR/storage.
 S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
-# Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
 # Empty: virtual-hosted on AWS, path style for an S3-compatible endpoint (see uploads/storage/s3.py).
 AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE")
+# Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
 SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
+# Set: every stage change of a submission is announced on this SQS queue. Unset: local queue.
+SQS_STATUS_QUEUE_URL = env_str("SQS_STATUS_QUEUE_URL")
 DYNAMODB_CATALOG_TABLE = env_str("DYNAMODB_CATALOG_TABLE")
 
 # Signed URLs are short-lived; the upload they belong to can be resumed (with fresh URLs) for
@@ -180,3 +182,55 @@ UPLOADS_LANGUAGES = env_list(
 )  # fmt: skip
 UPLOADS_LOCAL_ROOT = DATA_DIR / "storage"
 UPLOADS_LOCAL_QUEUE_DIR = DATA_DIR / "queue"
+# Submissions still initiated or uploading this long after they began are expired by the sweep.
+UPLOADS_SUBMISSION_TTL_SECONDS = env_int("UPLOADS_SUBMISSION_TTL_SECONDS", UPLOADS_UPLOAD_EXPIRY_SECONDS)
+
+# --- Outbox relay ----------------------------------------------------------------------------
+# A failed send is retried after 2, 4, 8 ... seconds (jittered, capped), then marked failed for
+# staff after OUTBOX_MAX_ATTEMPTS: with the defaults, a queue outage of about two hours.
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 15)
+OUTBOX_BACKOFF_BASE_SECONDS = env_int("OUTBOX_BACKOFF_BASE_SECONDS", 2)
+OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900)
+# A row still "sending" this long after its claim belongs to a sender that died mid-send;
+# publishers bound each send well below it (see uploads/queue/sqs.py).
+OUTBOX_STALE_CLAIM_SECONDS = env_int("OUTBOX_STALE_CLAIM_SECONDS", 300)
+
+# --- Celery ----------------------------------------------------------------------------------
+# Embedded default: kombu's filesystem transport under DATA_DIR/broker, so a real worker and beat
+# run with no server. Production: redis://... or sqs://.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _BROKER_DIR = DATA_DIR / "broker"
+    (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(_BROKER_DIR),
+        "data_folder_out": str(_BROKER_DIR),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A task whose worker died unacknowledged is handed out again after this long. The outbox
+    # does not wait for it: the relay reclaims a stale row after OUTBOX_STALE_CLAIM_SECONDS.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A broker outage must not hold a completing request: publishing a task gives up within about a
+# second (the periodic relay sends what the task would have).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Every periodic job, in one place.
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {
+        "task": "uploads.outbox.relay",
+        "schedule": env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 10),
+    },
+    "expiry-sweep": {
+        "task": "uploads.sweep.expire",
+        "schedule": env_int("UPLOADS_SWEEP_INTERVAL_SECONDS", 300),
+    },
+}

@@ -18,3 +18,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: concurrency tests then meet SQLite as the embedded mode
     # runs it (WAL, IMMEDIATE transactions, busy timeout).
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+# Tasks run in-process when published (on commit), as a worker would run them right after; the
+# real-worker tests (tests/integration/test_celery_worker.py) switch this off for themselves.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}

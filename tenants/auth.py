@@ -55,3 +55,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class HasTenant(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         return getattr(request, "tenant", None) is not None
+
+
+class IsClientKey(HasTenant):
+    """Uploads take a client key: a leaked pipeline key cannot start or finish uploads."""
+
+    message = "This endpoint takes a client API key."
+    role = ApiKey.Role.CLIENT
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return super().has_permission(request, view) and getattr(request.auth, "role", None) == self.role
+
+
+class IsPipelineKey(IsClientKey):
+    """Processing status is reported with a pipeline key: a client cannot mark its own
+    submission completed."""
+
+    message = "This endpoint takes a pipeline API key."
+    role = ApiKey.Role.PIPELINE

@@ -30,8 +30,13 @@ class ApiKey(models.Model):
     """A tenant's credential. Only a SHA-256 of the secret is kept: keys are 256-bit random,
     so a slow password hash would add latency to every request and no security."""
 
+    class Role(models.TextChoices):
+        CLIENT = "client", "Client (uploads)"
+        PIPELINE = "pipeline", "Pipeline (reports processing status)"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLIENT)
     prefix = models.CharField(max_length=16, unique=True, help_text="Shown in lists to tell keys apart.")
     hashed_key = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -23,11 +23,11 @@ def tenant_create(*, tenant_id: str, name: str) -> Tenant:
 
 
 @transaction.atomic
-def api_key_create(*, tenant: Tenant, name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(*, tenant: Tenant, name: str = "", role: str = ApiKey.Role.CLIENT) -> tuple[ApiKey, str]:
     """Returns the row and the raw key; the raw key is never stored, so this is its only showing."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        tenant=tenant, name=name, prefix=raw[: len(KEY_PREFIX) + 8], hashed_key=hash_api_key(raw)
+        tenant=tenant, name=name, role=role, prefix=raw[: len(KEY_PREFIX) + 8], hashed_key=hash_api_key(raw)
     )
     return key, raw
 

@@ -3,6 +3,7 @@
 import secrets
 
 from django.db import models
+from django.utils import timezone
 
 from tenants.models import Tenant
 
@@ -88,11 +89,15 @@ class MediaUpload(models.Model):
     etag = models.CharField(max_length=128, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
+    released_at = models.DateTimeField(
+        null=True, blank=True, help_text="When storage freed what an aborted or expired upload held."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"])]
 
     def __str__(self) -> str:
         return self.media_id
@@ -140,12 +145,14 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now, help_text="Not sent again before this (backoff).")
+    claim_token = models.CharField(max_length=32, blank=True, help_text="Which sender holds the row while sending.")
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["claim_token"])]
 
     def __str__(self) -> str:
         return f"{self.topic} {self.dedup_key} ({self.status})"
@@ -159,10 +166,20 @@ class Event(models.Model):
     actor = models.CharField(max_length=100)
     action = models.CharField(max_length=50)
     details = models.JSONField(default=dict, blank=True)
+    external_id = models.CharField(
+        max_length=128, blank=True, help_text="The reporter's own id for the event (the pipeline's eventId)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submission", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="event_unique_submission_external_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor}"

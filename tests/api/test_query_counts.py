@@ -21,8 +21,9 @@ MAX_QUERIES = {
     "status": 3,
     "progress": 2,
     "sign": 2,
-    "record": 10,  # includes the first part moving the submission to "uploading" (UPDATE + Event)
-    "complete": 9,
+    # Both include a stage change: UPDATE, re-read, Event and status-update outbox row.
+    "record": 12,  # the first part moves the submission to "uploading"
+    "complete": 11,
 }
 
 

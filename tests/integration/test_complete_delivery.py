@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from django.utils import timezone
 from moto import mock_aws
 from rest_framework.test import APIClient
 
@@ -44,6 +45,7 @@ def test_twenty_concurrent_completes_produce_one_outbox_row_and_one_message(tena
 
     assert statuses == [202] * 20
     assert OutboxMessage.objects.filter(topic="processing").count() == 1
+    assert OutboxMessage.objects.filter(topic="status", body__stage="uploaded").count() == 1
     assert Event.objects.filter(action="submission.completed").count() == 1
     queue = get_publisher("processing")
     assert isinstance(queue, LocalQueue)
@@ -67,7 +69,7 @@ def test_processing_message_goes_to_the_configured_fifo_queue(
     assert sent["trackingId"] == body["trackingId"]
     assert sent["photoKey"].startswith("file:///")
     assert message["Attributes"]["MessageGroupId"] == "tenant_a"
-    expected = OutboxMessage.objects.get().deduplication_id
+    expected = OutboxMessage.objects.get(topic="processing").deduplication_id
     assert message["Attributes"]["MessageDeduplicationId"] == expected
 
 
@@ -81,17 +83,21 @@ def test_unavailable_queue_still_accepts_the_completion_and_keeps_the_message(
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/v1/catalog/upload/complete", body)
     assert response.status_code == 202
-    row = OutboxMessage.objects.get()
+    row = OutboxMessage.objects.get(topic="processing")
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error
+    assert row.next_attempt_at > timezone.now()  # backing off
     assert Submission.objects.get().stage == "uploaded"
 
-    # The queue comes back: the same row is delivered, once.
+    # The queue comes back: once the row is due again, it is delivered, once.
     settings.SQS_QUEUE_URL = sqs.create_queue(QueueName="not-created-yet.fifo", Attributes={"FifoQueue": "true"})[
         "QueueUrl"
     ]
-    assert outbox_deliver(message_id=row.pk) is True
-    assert outbox_deliver(message_id=row.pk) is False
+    assert outbox_deliver(message_id=row.pk) is None  # not due yet: nothing sent
+    OutboxMessage.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    assert outbox_deliver(message_id=row.pk) is None
+    assert OutboxMessage.objects.get(pk=row.pk).status == "sent"
+    assert outbox_deliver(message_id=row.pk) is None
     messages = sqs.receive_message(QueueUrl=settings.SQS_QUEUE_URL, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
     assert Submission.objects.get().stage == "queued"

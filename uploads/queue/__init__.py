@@ -5,17 +5,28 @@ from pathlib import Path
 
 from django.conf import settings
 
-from uploads.queue.base import Publisher, PublishError, QueueMessage
+from uploads.queue.base import MessageRejected, Publisher, PublishError, QueueMessage, SendFailure, batches
 from uploads.queue.local import LocalQueue
 from uploads.queue.sqs import SqsQueue
 
-__all__ = ["LocalQueue", "PublishError", "Publisher", "QueueMessage", "SqsQueue", "get_publisher"]
+__all__ = [
+    "LocalQueue",
+    "MessageRejected",
+    "PublishError",
+    "Publisher",
+    "QueueMessage",
+    "SendFailure",
+    "SqsQueue",
+    "batches",
+    "get_publisher",
+]
+
+QUEUE_URL_SETTINGS = {"processing": "SQS_QUEUE_URL", "status": "SQS_STATUS_QUEUE_URL"}
 
 
 def get_publisher(topic: str) -> Publisher:
-    """`processing` goes to SQS_QUEUE_URL; other topics get their own local file until their
-    queue is configured."""
-    queue_url = settings.SQS_QUEUE_URL if topic == "processing" else ""
+    """Each topic goes to its SQS queue when one is configured, else to its own local file."""
+    queue_url = getattr(settings, QUEUE_URL_SETTINGS[topic])
     return _publisher_for(topic, queue_url, settings.AWS_REGION, str(settings.UPLOADS_LOCAL_QUEUE_DIR))
 
 

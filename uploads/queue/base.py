@@ -1,5 +1,23 @@
+"""What every publisher takes and returns. A QueueMessage cannot be built outside SQS's limits,
+so an oversized message fails where it is made, not at the queue hours later."""
+
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# SQS's limits (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
+# the body plus every attribute's name, type and value; a batch holds at most 10 messages and
+# at most the same 1 MiB in all.
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_ATTRIBUTES = 10
+MAX_BATCH_MESSAGES = 10
+MAX_BATCH_BYTES = MAX_MESSAGE_BYTES
+ATTRIBUTE_TYPE = "String"
+
+
+class MessageRejected(ValueError):
+    """The message breaks a queue limit: sending it again can never succeed."""
 
 
 @dataclass(frozen=True)
@@ -9,12 +27,53 @@ class QueueMessage:
     group_id: str = ""
     deduplication_id: str = ""
 
+    def __post_init__(self) -> None:
+        if len(self.attributes) > MAX_ATTRIBUTES:
+            raise MessageRejected(f"{len(self.attributes)} message attributes; a queue takes at most {MAX_ATTRIBUTES}.")
+        if any(not value for value in self.attributes.values()):
+            raise MessageRejected("A message attribute may not be empty.")
+        if self.size > MAX_MESSAGE_BYTES:
+            raise MessageRejected(f"The message is {self.size} bytes; a queue takes at most {MAX_MESSAGE_BYTES}.")
+
+    @property
+    def encoded_body(self) -> str:
+        return json.dumps(self.body, separators=(",", ":"), sort_keys=True)
+
+    @property
+    def size(self) -> int:
+        attributes = sum(len(k.encode()) + len(ATTRIBUTE_TYPE) + len(v.encode()) for k, v in self.attributes.items())
+        return len(self.encoded_body.encode()) + attributes
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    """One message of a batch that the queue did not take. `permanent`: the message itself is at
+    fault (SQS's SenderFault) and the same message will never be taken."""
+
+    reason: str
+    permanent: bool = False
+
 
 class PublishError(Exception):
-    """The queue did not take the message; the outbox keeps it for another attempt."""
+    """The queue took none of the batch (unreachable, throttled, refused): retry it later."""
 
 
 class Publisher(Protocol):
-    def publish(self, message: QueueMessage) -> str:
-        """Sends one message; returns the queue's message id. Raises PublishError."""
+    def publish_batch(self, messages: Sequence[QueueMessage]) -> dict[int, SendFailure]:
+        """Sends up to MAX_BATCH_MESSAGES messages (MAX_BATCH_BYTES in all) at once. Returns the
+        failures by position in `messages`, empty when all were taken; raises PublishError when
+        none was."""
         ...
+
+
+def batches(messages: Sequence[QueueMessage]) -> list[list[int]]:
+    """Positions of `messages`, grouped in order into batches a queue takes in one call."""
+    groups: list[list[int]] = []
+    size = 0
+    for index, message in enumerate(messages):
+        if not groups or len(groups[-1]) == MAX_BATCH_MESSAGES or size + message.size > MAX_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += message.size
+    return groups

@@ -5,39 +5,42 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from uploads.queue.base import PublishError, QueueMessage
+from uploads.queue.base import PublishError, QueueMessage, SendFailure
 
 
 class LocalQueue:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def publish(self, message: QueueMessage) -> str:
-        message_id = secrets.token_hex(16)
-        line = json.dumps(
-            {
-                "messageId": message_id,
-                "body": message.body,
-                "attributes": message.attributes,
-                "groupId": message.group_id or None,
-                "deduplicationId": message.deduplication_id or None,
-            },
-            sort_keys=True,
+    def publish_batch(self, messages: Sequence[QueueMessage]) -> dict[int, SendFailure]:
+        lines = "".join(
+            json.dumps(
+                {
+                    "messageId": secrets.token_hex(16),
+                    "body": message.body,
+                    "attributes": message.attributes,
+                    "groupId": message.group_id or None,
+                    "deduplicationId": message.deduplication_id or None,
+                },
+                sort_keys=True,
+            )
+            + "\n"
+            for message in messages
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as out:
                 fcntl.flock(out, fcntl.LOCK_EX)
-                out.write(line + "\n")
+                out.write(lines)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
             raise PublishError(str(exc)) from exc
-        return message_id
+        return {}
 
     def messages(self) -> Iterator[dict[str, Any]]:
         try:

@@ -1,7 +1,7 @@
 """The SQS publisher: the only module that speaks SQS. FIFO queues (URL ends in .fifo) get the
 group and deduplication ids; standard queues must not be sent them."""
 
-import json
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -9,10 +9,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uploads.queue.base import PublishError, QueueMessage
+from uploads.queue.base import ATTRIBUTE_TYPE, MAX_BATCH_MESSAGES, PublishError, QueueMessage, SendFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class SqsQueue:
@@ -24,23 +25,34 @@ class SqsQueue:
     @cached_property
     def client(self) -> "SQSClient":
         # Bounded: a send gives up in well under a minute, far inside the outbox's stale-claim
-        # window, and never holds a completing request for long.
-        config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+        # window. botocore's own retries are kept few: the outbox retries with backoff.
+        config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
         return boto3.session.Session().client("sqs", region_name=self.region, config=config)
 
-    def publish(self, message: QueueMessage) -> str:
-        params: dict[str, Any] = {
-            "QueueUrl": self.queue_url,
-            "MessageBody": json.dumps(message.body, separators=(",", ":")),
+    def publish_batch(self, messages: Sequence[QueueMessage]) -> dict[int, SendFailure]:
+        if len(messages) > MAX_BATCH_MESSAGES:
+            raise ValueError(f"SQS takes at most {MAX_BATCH_MESSAGES} messages per batch.")
+        entries = [self._entry(str(index), message) for index, message in enumerate(messages)]
+        try:
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(str(exc)) from exc
+        return {
+            int(failed["Id"]): SendFailure(
+                reason=f"{failed['Code']}: {failed.get('Message', '')}".strip(), permanent=failed["SenderFault"]
+            )
+            for failed in response.get("Failed", [])
+        }
+
+    def _entry(self, entry_id: str, message: QueueMessage) -> "SendMessageBatchRequestEntryTypeDef":
+        entry: dict[str, Any] = {
+            "Id": entry_id,
+            "MessageBody": message.encoded_body,
             "MessageAttributes": {
-                name: {"DataType": "String", "StringValue": value} for name, value in message.attributes.items()
+                name: {"DataType": ATTRIBUTE_TYPE, "StringValue": value} for name, value in message.attributes.items()
             },
         }
         if self.is_fifo:
-            params["MessageGroupId"] = message.group_id
-            params["MessageDeduplicationId"] = message.deduplication_id
-        try:
-            response = self.client.send_message(**params)
-        except (ClientError, BotoCoreError) as exc:
-            raise PublishError(str(exc)) from exc
-        return response["MessageId"]
+            entry["MessageGroupId"] = message.group_id
+            entry["MessageDeduplicationId"] = message.deduplication_id
+        return entry  # type: ignore[return-value]

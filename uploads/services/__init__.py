@@ -11,12 +11,16 @@ from uploads.services.media import (
     media_record_part,
     media_sign_parts,
 )
-from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_redrive
-from uploads.services.submissions import submission_complete
+from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
+from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
+from uploads.services.submissions import submission_complete, submission_reprocess
+from uploads.services.sweeps import SweepReport, sweep_expired
 
 __all__ = [
     "InitiatedUpload",
+    "PipelineReport",
     "SignedPart",
+    "SweepReport",
     "UploadProgress",
     "media_abort",
     "media_complete",
@@ -26,6 +30,10 @@ __all__ = [
     "media_sign_parts",
     "outbox_deliver",
     "outbox_enqueue",
-    "outbox_redrive",
+    "outbox_relay",
+    "outbox_retry_failed",
     "submission_complete",
+    "submission_record_pipeline_event",
+    "submission_reprocess",
+    "sweep_expired",
 ]

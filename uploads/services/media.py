@@ -39,6 +39,7 @@ from uploads.models import (
     new_tracking_id,
 )
 from uploads.plan import PartPlan, plan_parts
+from uploads.services.stages import submission_advance
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
     PartsRejected,
@@ -247,11 +248,14 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
 def _submission_uploading(submission_id: int, actor: str) -> None:
     """The first sign of bytes moves a submission from initiated to uploading, once. Runs in
     the caller's transaction, beside the change that is that sign."""
-    advanced = Submission.objects.filter(pk=submission_id, stage=Stage.INITIATED).update(
-        stage=Stage.UPLOADING, version=F("version") + 1, updated_at=timezone.now()
+    submission_advance(
+        submission_id=submission_id,
+        from_stages=[Stage.INITIATED],
+        to=Stage.UPLOADING,
+        message="Receiving files.",
+        actor=actor,
+        action="submission.uploading",
     )
-    if advanced:
-        Event.objects.create(submission_id=submission_id, actor=actor, action="submission.uploading")
 
 
 def media_progress(*, media: MediaUpload, sign_pending: int = 0) -> UploadProgress:
@@ -424,21 +428,40 @@ def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
     The row is claimed before storage is touched: a completion racing this abort then loses
     (media_mark_uploaded refuses an aborted row) instead of having its object deleted after it
     was handed to processing. Storage is released on every call, so a repeat also finishes a
-    release an outage interrupted."""
-    with transaction.atomic():
-        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
-            status=MediaStatus.ABORTED, version=F("version") + 1, updated_at=timezone.now()
-        )
-        if claimed:
-            Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action="media.aborted")
+    release an outage interrupted (as does the expiry sweep)."""
+    media_close(media=media, status=MediaStatus.ABORTED, actor=actor)
     media.refresh_from_db()
     if media.status == MediaStatus.UPLOADED:
         raise Conflict(f"Upload {media.media_id} is complete and cannot be aborted.", details={"status": media.status})
+    media_release(media=media)
+    return media
+
+
+def media_close(*, media: MediaUpload, status: MediaStatus, actor: str) -> bool:
+    """Claims a pending upload as aborted or expired, in one conditional UPDATE. True if this
+    call closed it; False if it was no longer pending (finished, or closed by someone else)."""
+    with transaction.atomic():
+        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
+            status=status, version=F("version") + 1, updated_at=timezone.now()
+        )
+        if claimed:
+            Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action=f"media.{status}")
+    return bool(claimed)
+
+
+def media_release(*, media: MediaUpload) -> None:
+    """Gives back what a closed upload holds at storage (the multipart upload and its parts,
+    or whatever a racing completion or PUT left) and records that it did. Idempotent. A finished
+    upload is never released. Raises StorageUnavailable; released_at stays empty, so the expiry
+    sweep tries again."""
+    if media.status not in (MediaStatus.ABORTED, MediaStatus.EXPIRED):
+        raise Conflict(f"Upload {media.media_id} is {media.status}, not closed.", details={"status": media.status})
     storage = get_storage()
     if media.strategy == Strategy.MULTIPART:
         _storage_call(storage.abort_multipart, key=media.object_key, upload_id=media.multipart_upload_id)
-    _storage_call(storage.delete, key=media.object_key)  # whatever a racing completion or PUT left
-    return media
+    _storage_call(storage.delete, key=media.object_key)
+    media.released_at = timezone.now()
+    MediaUpload.objects.filter(pk=media.pk).update(released_at=media.released_at)
 
 
 def _open_multipart_plan(media: MediaUpload) -> PartPlan:

@@ -1,23 +1,26 @@
 """The transactional outbox: a message is a row written with the change that causes it, and
-delivered after commit. A row is claimed with a conditional UPDATE, so two deliverers never
-send it at once; a failed send leaves it pending for the next attempt."""
+relayed after commit by a Celery task, or by the periodic relay if that task never runs. Rows
+are claimed with a conditional UPDATE, so two senders never hold one row; a failed send is
+retried with exponential backoff and jitter, and marked failed for staff after
+OUTBOX_MAX_ATTEMPTS."""
 
 import logging
-from datetime import timedelta
+import random
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from uploads.models import Event, OutboxMessage, Stage, Submission
-from uploads.queue import PublishError, QueueMessage, get_publisher
+from uploads.models import OutboxMessage, Stage, Submission
+from uploads.queue import MessageRejected, PublishError, QueueMessage, SendFailure, batches, get_publisher
+from uploads.queue.base import MAX_BATCH_MESSAGES
 
 logger = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 10
-# A row still "sending" this long after its claim belongs to a sender that died mid-send;
-# publishers bound each send well below it (see uploads/queue/sqs.py).
-STALE_CLAIM = timedelta(minutes=5)
+Status = OutboxMessage.Status
 
 
 def outbox_enqueue(
@@ -33,68 +36,154 @@ def outbox_enqueue(
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
     )
-    # robust: the change has committed and the client gets its answer even if this first
-    # attempt breaks; outbox_redrive picks the row up again.
-    transaction.on_commit(lambda: outbox_deliver(message_id=row.pk), robust=True)
+    transaction.on_commit(lambda: _schedule_delivery(row.pk))
     return row
 
 
-def outbox_deliver(*, message_id: int) -> bool:
-    """Sends one pending row. True if this call sent it; safe to call any number of times.
+def _schedule_delivery(message_id: int) -> None:
+    from uploads.tasks import deliver_outbox_message  # tasks import services, not the reverse
 
-    Every write after the send is conditional: a sender so slow that outbox_redrive reclaimed
-    its row can neither turn a row another sender delivered back into pending, nor be undone."""
-    claim = timezone.now()
-    claimed = OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.Status.PENDING).update(
-        status=OutboxMessage.Status.SENDING, claimed_at=claim, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return False
-    row = OutboxMessage.objects.get(pk=message_id)
-    message = QueueMessage(
-        body=row.body, attributes=row.attributes, group_id=row.group_id, deduplication_id=row.deduplication_id
-    )
     try:
-        get_publisher(row.topic).publish(message)
-    except PublishError as exc:
-        logger.warning("outbox message %s not sent (attempt %s): %s", row.pk, row.attempts, exc)
-        next_status = OutboxMessage.Status.FAILED if row.attempts >= MAX_ATTEMPTS else OutboxMessage.Status.PENDING
-        OutboxMessage.objects.filter(pk=row.pk, status=OutboxMessage.Status.SENDING, claimed_at=claim).update(
-            status=next_status, last_error=str(exc)[:2000]
-        )
-        return False
-    with transaction.atomic():
-        OutboxMessage.objects.filter(pk=row.pk).exclude(status=OutboxMessage.Status.SENT).update(
-            status=OutboxMessage.Status.SENT, sent_at=timezone.now(), last_error=""
-        )
-        if row.topic == OutboxMessage.Topic.PROCESSING and row.submission_id is not None:
-            _mark_queued(row.submission_id)
-    return True
+        deliver_outbox_message.delay(message_id)
+    except Exception as exc:  # the broker is down; the change has committed, the relay sends it
+        logger.warning("outbox message %s: delivery not scheduled (%s); the relay will send it", message_id, exc)
 
 
-def _mark_queued(submission_id: int) -> None:
-    advanced = Submission.objects.filter(pk=submission_id, stage=Stage.UPLOADED).update(
-        stage=Stage.QUEUED,
-        stage_message="Waiting for processing.",
-        version=F("version") + 1,
-        updated_at=timezone.now(),
+def outbox_deliver(*, message_id: int) -> datetime | None:
+    """Sends one row if it is due and nobody holds it. Returns when to try again if this attempt
+    failed and the row may be retried; None when nothing more is owed by this caller."""
+    token, rows = _claim(OutboxMessage.objects.filter(pk=message_id), limit=1)
+    if not rows:
+        return None
+    _send(rows, token)
+    row = OutboxMessage.objects.get(pk=message_id)
+    return row.next_attempt_at if row.status == Status.PENDING else None
+
+
+def outbox_relay(*, limit: int = 1000) -> int:
+    """Sends what is owed, in batches: rows that are due, and rows whose sender died mid-send.
+    Returns how many it sent. Safe beside other relays and tasks: each batch is claimed first.
+    A reclaimed row may have reached the queue before its sender died; it goes again with the
+    same deduplication id, which a FIFO queue drops within its 5-minute window and the pipeline
+    recognises after it."""
+    stale = timezone.now() - timedelta(seconds=settings.OUTBOX_STALE_CLAIM_SECONDS)
+    OutboxMessage.objects.filter(status=Status.SENDING, claimed_at__lt=stale).update(
+        status=Status.PENDING, claim_token=""
     )
-    if advanced:
-        Event.objects.create(submission_id=submission_id, actor="system", action="submission.queued")
+    sent = 0
+    for topic in OutboxMessage.Topic.values:
+        claimed = 0
+        while claimed < limit:
+            token, rows = _claim(
+                OutboxMessage.objects.filter(topic=topic), limit=min(MAX_BATCH_MESSAGES, limit - claimed)
+            )
+            if not rows:
+                break
+            claimed += len(rows)
+            batch_sent, queue_down = _send(rows, token)
+            sent += batch_sent
+            if queue_down:  # stop spending attempts on a queue that takes nothing
+                break
+    return sent
 
 
-def outbox_redrive(*, limit: int = 500, retry_failed: bool = False) -> int:
-    """Sends what is still owed: pending rows, rows a crashed sender left claimed and, when
-    staff ask, rows that ran out of attempts. Returns how many this call sent. Safe beside other
-    redrives: each row is still claimed one by one. A reclaimed row may have reached the queue
-    before its sender died; it goes again with the same deduplication id, which SQS FIFO drops
-    only within its 5-minute window, so the pipeline treats a repeated trackingId as a no-op."""
-    if retry_failed:
-        OutboxMessage.objects.filter(status=OutboxMessage.Status.FAILED).update(
-            status=OutboxMessage.Status.PENDING, attempts=0
-        )
-    OutboxMessage.objects.filter(
-        status=OutboxMessage.Status.SENDING, claimed_at__lt=timezone.now() - STALE_CLAIM
-    ).update(status=OutboxMessage.Status.PENDING)
-    due = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).order_by("created_at")
-    return sum(outbox_deliver(message_id=pk) for pk in due.values_list("pk", flat=True)[:limit])
+def outbox_retry_failed(*, message_ids: Sequence[int] | None = None) -> int:
+    """Staff's retry of rows that ran out of attempts: a fresh set of attempts, due now. The
+    message is unchanged, deduplication id included: it never reached the queue."""
+    rows = OutboxMessage.objects.filter(status=Status.FAILED)
+    if message_ids is not None:
+        rows = rows.filter(pk__in=message_ids)
+    return rows.update(status=Status.PENDING, attempts=0, next_attempt_at=timezone.now())
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential, capped, with 'equal jitter': half the delay fixed, half random, so senders
+    that failed together do not come back together."""
+    delay = min(settings.OUTBOX_BACKOFF_MAX_SECONDS, settings.OUTBOX_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 - jitter, not a secret
+
+
+def _claim(candidates: QuerySet[OutboxMessage], *, limit: int) -> tuple[str, list[OutboxMessage]]:
+    now = timezone.now()
+    due = {"status": Status.PENDING, "next_attempt_at__lte": now}
+    ids = list(candidates.filter(**due).order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return "", []
+    token = secrets.token_hex(16)
+    OutboxMessage.objects.filter(pk__in=ids, **due).update(
+        status=Status.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
+    )
+    return token, list(OutboxMessage.objects.filter(pk__in=ids, claim_token=token).order_by("created_at", "pk"))
+
+
+def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
+    """Sends claimed rows of one topic; returns how many were sent and whether the queue took
+    none of them. Every write after the send is conditional: a sender so slow that the relay
+    reclaimed its rows can neither turn a delivered row back into pending nor be undone."""
+    failures: dict[int, SendFailure] = {}
+    messages: dict[int, QueueMessage] = {}
+    for index, row in enumerate(rows):
+        try:
+            messages[index] = QueueMessage(
+                body=row.body, attributes=row.attributes, group_id=row.group_id, deduplication_id=row.deduplication_id
+            )
+        except MessageRejected as exc:
+            failures[index] = SendFailure(reason=str(exc), permanent=True)
+    positions = list(messages)
+    publisher = get_publisher(rows[0].topic)
+    queue_down, down_reason = False, ""
+    for group in batches([messages[i] for i in positions]):
+        indexes = [positions[i] for i in group]
+        if queue_down:
+            failures.update({i: SendFailure(reason=down_reason) for i in indexes})
+            continue
+        try:
+            rejected = publisher.publish_batch([messages[i] for i in indexes])
+        except PublishError as exc:
+            queue_down, down_reason = True, str(exc)
+            failures.update({i: SendFailure(reason=down_reason) for i in indexes})
+            continue
+        failures.update({indexes[k]: failure for k, failure in rejected.items()})
+
+    sent = [row for index, row in enumerate(rows) if index not in failures]
+    if sent:
+        with transaction.atomic():
+            OutboxMessage.objects.filter(pk__in=[row.pk for row in sent]).exclude(status=Status.SENT).update(
+                status=Status.SENT, sent_at=timezone.now(), last_error="", claim_token=""
+            )
+            for row in sent:
+                if row.topic == OutboxMessage.Topic.PROCESSING and row.submission_id is not None:
+                    _processing_requested(row.submission_id)
+    for index, failure in failures.items():
+        _record_failure(rows[index], token, failure)
+    return len(sent), queue_down and not sent
+
+
+def _record_failure(row: OutboxMessage, token: str, failure: SendFailure) -> None:
+    give_up = failure.permanent or row.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+    logger.warning(
+        "outbox message %s not sent (attempt %s%s): %s",
+        row.pk,
+        row.attempts,
+        ", giving up" if give_up else "",
+        failure.reason,
+    )
+    OutboxMessage.objects.filter(pk=row.pk, status=Status.SENDING, claim_token=token).update(
+        status=Status.FAILED if give_up else Status.PENDING,
+        last_error=failure.reason[:2000],
+        next_attempt_at=timezone.now() + backoff(row.attempts),
+        claim_token="",
+    )
+
+
+def _processing_requested(submission_id: int) -> None:
+    from uploads.services.stages import submission_advance  # stages enqueue through this module
+
+    submission_advance(
+        submission_id=submission_id,
+        from_stages=[Stage.UPLOADED],
+        to=Stage.QUEUED,
+        message="Waiting for processing.",
+        actor="system",
+        action="submission.queued",
+    )

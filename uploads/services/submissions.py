@@ -4,22 +4,25 @@ import hashlib
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from uploads.errors import Conflict, InvalidInput
-from uploads.models import Event, MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
+from uploads.models import MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
 from uploads.queue import QueueMessage
 from uploads.services.media import OPEN_STAGES, media_finish_at_storage, media_mark_uploaded
 from uploads.services.outbox import outbox_enqueue
+from uploads.services.stages import submission_advance
 from uploads.storage import get_storage
 
 PRIORITIES = ("low", "normal", "high")
 
 
-def processing_deduplication_id(submission: Submission) -> str:
-    """The pipeline's contract: one id per submission, so the FIFO queue drops repeats."""
+def processing_deduplication_id(submission: Submission, *, attempt: int = 0) -> str:
+    """The pipeline's contract: sha256(trackingId|tenantId|artisanId) for the first request, so
+    the FIFO queue drops repeats of it; each staff retry gets its own, equally stable, id."""
     raw = f"{submission.tracking_id}|{submission.tenant_id}|{submission.artisan_id}"
+    if attempt:
+        raw += f"|retry:{attempt}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -52,27 +55,59 @@ def submission_complete(
     with transaction.atomic():
         for media, obj in stored:
             media_mark_uploaded(media=media, stored=obj, actor=actor)
-        won = Submission.objects.filter(pk=submission.pk, stage__in=OPEN_STAGES).update(
-            stage=Stage.UPLOADED,
-            stage_message="Upload complete; waiting to be queued.",
-            version=F("version") + 1,
-            updated_at=timezone.now(),
+        completed = submission_advance(
+            submission_id=submission.pk,
+            from_stages=OPEN_STAGES,
+            to=Stage.UPLOADED,
+            message="Upload complete; waiting to be queued.",
+            actor=actor,
+            action="submission.completed",
+            details=request,
             **request,
         )
-        submission.refresh_from_db()
-        if not won:
+        if completed is None:
+            submission.refresh_from_db()
             return _repeat_of_completed(submission, request)
-        Event.objects.create(submission=submission, actor=actor, action="submission.completed", details=request)
-        outbox_enqueue(
-            topic=OutboxMessage.Topic.PROCESSING,
-            dedup_key=f"processing:{submission.tracking_id}:0",
-            message=processing_message(submission),
-            submission=submission,
+        _request_processing(completed, attempt=0)
+    return completed
+
+
+def submission_reprocess(*, submission: Submission, actor: str) -> Submission:
+    """Staff's retry of a submission the pipeline failed: a new processing request with a new
+    deduplication id (the first one may still sit in the FIFO queue's 5-minute window, which
+    would silently drop the retry), stable per retry so the retry's own resends are dropped."""
+    with transaction.atomic():
+        retried = submission_advance(
+            submission_id=submission.pk,
+            from_stages=[Stage.FAILED],
+            to=Stage.UPLOADED,
+            message="Sent back for processing.",
+            actor=actor,
+            action="submission.reprocess",
+            catalog_id="",
+            error_details=None,
         )
-    return submission
+        if retried is None:
+            submission.refresh_from_db()
+            raise Conflict(
+                f"Submission {submission.tracking_id} is {submission.stage}; only a failed one can be retried.",
+                details={"trackingId": submission.tracking_id, "stage": submission.stage},
+            )
+        attempt = retried.outbox.filter(topic=OutboxMessage.Topic.PROCESSING).count()
+        _request_processing(retried, attempt=attempt)
+    return retried
 
 
-def processing_message(submission: Submission) -> QueueMessage:
+def _request_processing(submission: Submission, *, attempt: int) -> None:
+    outbox_enqueue(
+        topic=OutboxMessage.Topic.PROCESSING,
+        dedup_key=f"processing:{submission.tracking_id}:{attempt}",
+        message=processing_message(submission, attempt=attempt),
+        submission=submission,
+    )
+
+
+def processing_message(submission: Submission, *, attempt: int = 0) -> QueueMessage:
     storage = get_storage()
     return QueueMessage(
         body={
@@ -87,7 +122,7 @@ def processing_message(submission: Submission) -> QueueMessage:
         },
         attributes={"tenantId": submission.tenant_id, "language": submission.language, "priority": submission.priority},
         group_id=submission.tenant_id,
-        deduplication_id=processing_deduplication_id(submission),
+        deduplication_id=processing_deduplication_id(submission, attempt=attempt),
     )
 
 

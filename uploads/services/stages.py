@@ -1,0 +1,72 @@
+"""Stage changes of a submission. Wherever one happens, it is the same three writes in one
+transaction: a conditional UPDATE that bumps the version, an Event, and a status update in the
+outbox, so every change is announced and none twice."""
+
+from collections.abc import Collection
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from uploads.models import Event, OutboxMessage, Stage, Submission
+from uploads.queue import QueueMessage
+from uploads.services.outbox import outbox_enqueue
+
+
+def submission_advance(
+    *,
+    submission_id: int,
+    from_stages: Collection[str],
+    to: Stage,
+    message: str,
+    actor: str,
+    action: str,
+    details: dict[str, Any] | None = None,
+    external_id: str = "",
+    **fields: Any,
+) -> Submission | None:
+    """Moves the submission to `to` if it is in one of `from_stages`; returns it as it now is, or
+    None if it was not there (a concurrent change got there first). `fields` are written in the
+    same UPDATE."""
+    # No savepoint: the three writes stand or fall with the caller's transaction, if any.
+    with transaction.atomic(savepoint=False):
+        advanced = Submission.objects.filter(pk=submission_id, stage__in=from_stages).update(
+            stage=to, stage_message=message, version=F("version") + 1, updated_at=timezone.now(), **fields
+        )
+        if not advanced:
+            return None
+        submission = Submission.objects.get(pk=submission_id)
+        Event.objects.create(
+            submission=submission, actor=actor, action=action, details=details or {}, external_id=external_id
+        )
+        outbox_enqueue(
+            topic=OutboxMessage.Topic.STATUS,
+            dedup_key=f"status:{submission.tracking_id}:{submission.version}",
+            message=status_message(submission),
+            submission=submission,
+        )
+    return submission
+
+
+def status_message(submission: Submission) -> QueueMessage:
+    """The status update of the notifications queue. `version` orders updates of one submission
+    for consumers of a standard queue; a FIFO queue orders them itself (one group per submission)."""
+    body: dict[str, Any] = {
+        "trackingId": submission.tracking_id,
+        "tenantId": submission.tenant_id,
+        "stage": submission.stage,
+        "message": submission.stage_message,
+        "version": submission.version,
+        "timestamp": submission.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+    if submission.catalog_id:
+        body["catalogId"] = submission.catalog_id
+    if submission.error_details is not None:
+        body["errorDetails"] = submission.error_details
+    return QueueMessage(
+        body=body,
+        attributes={"tenantId": submission.tenant_id, "stage": submission.stage},
+        group_id=submission.tracking_id,
+        deduplication_id=f"{submission.tracking_id}-v{submission.version}",
+    )
