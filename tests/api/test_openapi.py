@@ -18,6 +18,7 @@ def test_schema_documents_every_v1_endpoint() -> None:
         "/v1/catalog/upload/initiate",
         "/v1/catalog/upload/complete",
         "/v1/catalog/status/{tracking_id}",
+        "/v1/catalog/status/{tracking_id}/events",
         "/v1/catalog/uploads",
         "/v1/catalog/uploads/{media_id}",
         "/v1/catalog/uploads/{media_id}/parts",

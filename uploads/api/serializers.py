@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from uploads.media_types import MEDIA_TYPES
-from uploads.models import MediaUpload
+from uploads.models import MediaUpload, Stage
 
 MAX_BIGINT = 2**63 - 1
 
@@ -91,6 +92,47 @@ class RecordPartInput(serializers.Serializer):
 
 class ProgressQuery(serializers.Serializer):
     urls = serializers.IntegerField(required=False, default=0, min_value=0, max_value=100)
+
+
+class PipelineEventInput(serializers.Serializer):
+    eventId = serializers.CharField(
+        source="event_id",
+        min_length=1,
+        max_length=128,
+        trim_whitespace=False,  # an id is taken exactly as sent: " e1" is not "e1"
+        validators=[RegexValidator(r"\A[A-Za-z0-9._:-]+\Z", "Letters, digits, '.', '_', ':' or '-' only.")],
+        help_text="The pipeline's own id for this report, 1-128 letters, digits, '.', '_', ':' or '-'. "
+        "A repeat of an eventId already recorded for the submission changes nothing.",
+    )
+    stage = serializers.ChoiceField(
+        choices=[Stage.PROCESSING.value, Stage.COMPLETED.value, Stage.FAILED.value],
+        help_text="Where processing stands. The stage only moves forward: completed or failed is final.",
+    )
+    message = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=500,
+        help_text="Shown as the status message; a default per stage when absent.",
+    )
+    catalogId = serializers.CharField(
+        source="catalog_id",
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=128,
+        help_text="The catalog entry created; recorded when stage is completed.",
+    )
+    errorDetails = serializers.DictField(
+        source="error_details",
+        required=False,
+        allow_null=True,
+        help_text="A JSON object saying what went wrong; recorded when stage is failed.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # An optional field sent as null is the same as one left out.
+        return {name: value for name, value in attrs.items() if value is not None}
 
 
 # --- outputs -------------------------------------------------------------------------------
@@ -204,6 +246,19 @@ class StatusOutput(CompactSerializer):
     catalogId = serializers.CharField(source="catalog_id", required=False, allow_null=True, default=None)
     errorDetails = serializers.JSONField(source="error_details", required=False, default=None)
     files = FileStatusOutput(source="media", many=True)
+
+
+class PipelineEventOutput(serializers.Serializer):
+    eventId = serializers.CharField(source="event_id", help_text="The eventId of the report.")
+    accepted = serializers.BooleanField(
+        source="report.accepted",
+        help_text="True: this report was applied. False: a repeat of an eventId already recorded; nothing changed.",
+    )
+    trackingId = serializers.CharField(source="report.submission.tracking_id", help_text="The submission reported on.")
+    stage = serializers.CharField(source="report.submission.stage", help_text="The submission's stage now.")
+    version = serializers.IntegerField(
+        source="report.submission.version", help_text="Bumped by one for each change; orders status updates."
+    )
 
 
 class ErrorBodyOutput(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from uploads.api.views import CatalogViewSet, UploadViewSet
+from uploads.api.views import CatalogViewSet, PipelineViewSet, UploadViewSet
 from uploads.keys import MEDIA_ID_PATTERN, TRACKING_ID_PATTERN
 
 
@@ -29,6 +29,11 @@ urlpatterns = [
     path("catalog/upload/complete", CatalogViewSet.as_view({"post": "complete"}), name="upload-complete"),
     path(
         "catalog/status/<tracking_id:tracking_id>", CatalogViewSet.as_view({"get": "status"}), name="submission-status"
+    ),
+    path(
+        "catalog/status/<tracking_id:tracking_id>/events",
+        PipelineViewSet.as_view({"post": "events"}),
+        name="submission-events",
     ),
     path("catalog/uploads", upload({"post": "create"}), name="upload-list"),
     path("catalog/uploads/<media_id:media_id>", upload({"get": "retrieve", "delete": "destroy"}), name="upload-detail"),

@@ -1,16 +1,21 @@
 """API v1. Every action: validate input, call one service, render output."""
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tenants.auth import HasTenant, IsPipelineKey
 from tenants.models import ApiKey, Tenant
 from uploads import selectors, services
 from uploads.api import serializers as io
 from uploads.errors import TenantMismatch
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _SupportsHasPermission  # the stubs' name for "a permission"
 
 ERRORS = {code: io.ErrorOutput for code in (400, 401, 403, 404, 409, 413, 415, 503)}
 
@@ -34,6 +39,12 @@ def _actor(request: Request) -> str:
 
 class CatalogViewSet(viewsets.ViewSet):
     """The original contract: initiate, complete, status."""
+
+    def get_permissions(self) -> Sequence["_SupportsHasPermission"]:
+        # The pipeline reads status too; starting and finishing uploads stays with client keys.
+        if self.action == "status":
+            return [HasTenant()]
+        return super().get_permissions()
 
     @extend_schema(
         request=io.InitiateInput, responses={201: io.InitiateOutput, **ERRORS}, operation_id="upload_initiate"
@@ -130,3 +141,22 @@ class UploadViewSet(viewsets.ViewSet):
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
         media = services.media_complete(media=media, actor=_actor(request))
         return Response(io.MediaCompleteOutput(media).data)
+
+
+class PipelineViewSet(viewsets.ViewSet):
+    """What the processing pipeline reports back, with a pipeline key."""
+
+    permission_classes = [IsPipelineKey]
+
+    @extend_schema(
+        request=io.PipelineEventInput,
+        responses={200: io.PipelineEventOutput, **ERRORS},
+        operation_id="submission_event",
+    )
+    def events(self, request: Request, tracking_id: str) -> Response:
+        """Report processing, completed or failed. Safe to repeat: a repeated eventId changes nothing
+        and answers `accepted: false`; a report that would move the stage backwards is a 409."""
+        data = _validated(io.PipelineEventInput, request.data)
+        submission = selectors.submission_get(tenant=_tenant(request), tracking_id=tracking_id)
+        report = services.submission_record_pipeline_event(submission=submission, actor=_actor(request), **data)
+        return Response(io.PipelineEventOutput({"event_id": data["event_id"], "report": report}).data)

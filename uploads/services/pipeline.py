@@ -45,6 +45,8 @@ def submission_record_pipeline_event(
     """Applies one report: a stage change with its version bump, Event and status update, or
     nothing at all for a repeat. Reports of one submission are applied one at a time (the row
     lock), so the repeat check and the change cannot interleave."""
+    if not event_id:  # every event without an external id has "" there: it would match them all
+        raise InvalidInput("eventId is required.", details={"field": "eventId"})
     if stage not in REPORTED_FROM:
         raise InvalidInput(
             f"stage must be one of {', '.join(REPORTED_FROM)}.", details={"field": "stage", "allowed": [*REPORTED_FROM]}
