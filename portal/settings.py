@@ -78,8 +78,6 @@ _database_url = env_str("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
 else:
-    # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
-    # two threads never deadlock upgrading a read lock; the timeout waits out a busy writer.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -87,12 +85,16 @@ else:
             # Reused per thread: opening SQLite and running the PRAGMAs costs as much as a request.
             "CONN_MAX_AGE": 600,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
         }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web threads and the Celery worker share the file. WAL lets readers run beside the one
+    # writer; IMMEDIATE takes the write lock at BEGIN so two connections never deadlock
+    # upgrading a read lock; the timeout waits out a busy writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

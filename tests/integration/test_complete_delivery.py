@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from django.db import connection
 from django.utils import timezone
 from moto import mock_aws
 from rest_framework.test import APIClient
@@ -36,6 +37,7 @@ def test_twenty_concurrent_completes_produce_one_outbox_row_and_one_message(tena
         c = client()
         barrier.wait()
         statuses.append(c.post("/v1/catalog/upload/complete", body).status_code)
+        connection.close()
 
     threads = [threading.Thread(target=complete) for _ in range(20)]
     for t in threads:

@@ -41,7 +41,12 @@ def sweep_expired(*, dry_run: bool, limit: int = 500, now: datetime | None = Non
     submissions = list(Submission.objects.filter(stage__in=OPEN_STAGES, created_at__lte=now - ttl)[:limit])
     expiring = list(
         MediaUpload.objects.filter(status=MediaStatus.PENDING)
-        .filter(Q(expires_at__lte=now) | Q(submission__in=[s.pk for s in submissions]))
+        .filter(
+            Q(expires_at__lte=now)
+            | Q(submission__in=[s.pk for s in submissions])
+            # left open by an earlier run that hit its limit or died between the two steps
+            | Q(submission__stage__in=[Stage.EXPIRED, Stage.ABORTED])
+        )
         .order_by("expires_at")[:limit]
     )
     if dry_run:

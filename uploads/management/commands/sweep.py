@@ -18,12 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, dry_run: bool, limit: int, **options: Any) -> None:
         report = sweep_expired(dry_run=dry_run, limit=limit)
-        verb = "Would expire" if dry_run else "Expired"
-        self.stdout.write(
-            f"{verb} {len(report.expired_submissions)} submissions: {' '.join(report.expired_submissions)}"
-        )
-        self.stdout.write(f"{verb} {len(report.expired_media)} uploads: {' '.join(report.expired_media)}")
-        verb = "Would release" if dry_run else "Released"
-        self.stdout.write(f"{verb} storage of {len(report.released_media)} uploads: {' '.join(report.released_media)}")
+        expire, release = ("Would expire", "Would release") if dry_run else ("Expired", "Released")
+        self._line(f"{expire} {len(report.expired_submissions)} submissions", report.expired_submissions)
+        self._line(f"{expire} {len(report.expired_media)} uploads", report.expired_media)
+        self._line(f"{release} storage of {len(report.released_media)} uploads", report.released_media)
         if report.release_failed:
             self.stdout.write(f"Storage unavailable for {len(report.release_failed)}; the next run retries.")
+
+    def _line(self, summary: str, ids: list[str]) -> None:
+        self.stdout.write(f"{summary}: {' '.join(ids)}" if ids else f"{summary}.")
