@@ -1,4 +1,5 @@
 # Two commands do all set-up on a fresh clone with Python 3.11+: `make run` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,17 +22,26 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(BIN)/.installed-run
 
+# The web server, a Celery worker and Celery beat, in one terminal; Ctrl-C (or any of them
+# exiting) stops all three.
+# Embedded mode needs no server: the broker is a directory (kombu's filesystem transport).
 run: $(BIN)/.installed-run
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --no-input
 	@echo ""
-	@echo "Catalog upload portal (embedded mode: SQLite, local storage, local queue) on http://$(HOST):$(PORT)/"
+	@echo "Catalog upload portal (embedded mode: SQLite, local storage, local queue, file broker) on http://$(HOST):$(PORT)/"
 	@echo "  Admin login:  $(BIN)/python manage.py createsuperuser   then open http://$(HOST):$(PORT)/admin/"
 	@echo "  An API key:   $(BIN)/python manage.py create_tenant tenant_demo --name 'Demo'"
 	@echo "                $(BIN)/python manage.py create_api_key tenant_demo   (the key is the last line)"
+	@echo "                add --role pipeline for the key the processing pipeline reports status with"
 	@echo "  API docs:     http://$(HOST):$(PORT)/v1/docs/"
-	@echo "  Queue:        $(BIN)/python manage.py local_queue"
+	@echo "  Queues:       $(BIN)/python manage.py local_queue   (processing; --topic status for status updates)"
+	@echo "  Sweep:        $(BIN)/python manage.py sweep --dry-run"
 	@echo ""
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	$(BIN)/celery -A portal worker --loglevel INFO --concurrency 2 --without-gossip --without-mingle & \
+	$(BIN)/celery -A portal beat --loglevel INFO & \
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT) & \
+	wait -n
 
 test: $(BIN)/.installed lint typecheck pytest
 
