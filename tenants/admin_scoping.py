@@ -9,16 +9,23 @@ from django.http import HttpRequest
 from tenants.models import Membership
 
 
-def staff_tenant_ids(request: HttpRequest) -> set[str]:
-    """Cached on the request: the admin asks several times per page."""
-    cached: set[str] | None = getattr(request, "_staff_tenant_ids", None)
+def staff_roles(request: HttpRequest) -> dict[str, str]:
+    """Tenant id → the staff member's role there. Cached on the request: the admin asks several
+    times per page."""
+    cached: dict[str, str] | None = getattr(request, "_staff_roles", None)
     if cached is None:
         user_id = request.user.pk if request.user.is_authenticated else None
-        cached = (
-            set(Membership.objects.filter(user_id=user_id).values_list("tenant_id", flat=True)) if user_id else set()
-        )
-        request._staff_tenant_ids = cached  # type: ignore[attr-defined]
+        cached = dict(Membership.objects.filter(user_id=user_id).values_list("tenant_id", "role")) if user_id else {}
+        request._staff_roles = cached  # type: ignore[attr-defined]
     return cached
+
+
+def staff_tenant_ids(request: HttpRequest) -> set[str]:
+    return set(staff_roles(request))
+
+
+def operator_tenant_ids(request: HttpRequest) -> set[str]:
+    return {tenant for tenant, role in staff_roles(request).items() if role == Membership.Role.OPERATOR}
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -38,6 +45,17 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Rows of other tenants never reach here: get_queryset has filtered them out.
         return self.has_module_permission(request)
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Actions marked permissions=["operate"] (retries) are for operators, not viewers."""
+        return request.user.is_superuser or (request.user.is_staff and bool(operator_tenant_ids(request)))
+
+    def operable(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The selected rows this user may act on: a viewer of one tenant and operator of another
+        acts only on the second's."""
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.tenant_field}__in": operator_tenant_ids(request)})
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

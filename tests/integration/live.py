@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from portal.celery import app as celery_app
 
 REQUIRE_SERVICES = "PORTAL_REQUIRE_SERVICES"
 
@@ -36,6 +39,22 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+@contextmanager
+def publishing_to(broker_url: str) -> Iterator[None]:
+    """This process publishes tasks to `broker_url` instead of running them eagerly, as the web
+    process does in production. Pooled connections keep the broker they were made for, so the
+    pools are reset on the way in and out (eager calls borrow a producer too)."""
+    conf = celery_app.conf
+    saved = {key: conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")}
+    conf.update(task_always_eager=False, broker_url=broker_url, broker_transport_options={})
+    celery_app._after_fork()  # type: ignore[attr-defined]  # Celery's own reset of its pools
+    try:
+        yield
+    finally:
+        conf.update(saved)
+        celery_app._after_fork()  # type: ignore[attr-defined]
 
 
 def database_url() -> str:

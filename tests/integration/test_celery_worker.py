@@ -19,12 +19,19 @@ from django.db import connection
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
-from portal.celery import app as celery_app
 from tenants.models import Tenant
 from tenants.services import api_key_create
 from tests.conftest import REGION
 from tests.helpers import complete_body, uploaded_submission
-from tests.integration.live import FaultyProxy, Worker, database_url, receive_all, require_service, wait_for
+from tests.integration.live import (
+    FaultyProxy,
+    Worker,
+    database_url,
+    publishing_to,
+    receive_all,
+    require_service,
+    wait_for,
+)
 from uploads.models import OutboxMessage, Submission
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -40,20 +47,9 @@ def broker() -> Iterator[str]:
     except redis.ConnectionError:
         require_service(False, "Redis is not running on 127.0.0.1:6379")
     client.flushdb()
-    conf = celery_app.conf
-    saved = {key: conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")}
-    conf.update(task_always_eager=False, broker_url=REDIS_URL, broker_transport_options={})
-    _reset_broker_connections()
-    yield REDIS_URL
-    _reset_broker_connections()
-    conf.update(saved)
+    with publishing_to(REDIS_URL):
+        yield REDIS_URL
     client.flushdb()
-
-
-def _reset_broker_connections() -> None:
-    """Pooled connections keep the broker they were made for; the next publish (eager ones too,
-    which borrow a producer) must use the broker configured now."""
-    celery_app._after_fork()  # type: ignore[attr-defined]  # Celery's own reset of its pools
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.helpers import complete_body, uploaded_submission
+from tests.integration.live import publishing_to
 from uploads.models import OutboxMessage, Submission
 from uploads.queue import LocalQueue, PublishError, QueueMessage, SendFailure, get_publisher
 from uploads.services import outbox, outbox_relay, outbox_retry_failed
@@ -223,3 +224,15 @@ def test_retry_failed_with_ids_leaves_other_failed_rows_alone(api: APIClient) ->
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, first.attempts, second.status) == ("pending", 0, "failed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_still_answers_202_and_the_relay_sends_the_message(api: APIClient) -> None:
+    body = complete_body(uploaded_submission(api))
+    with publishing_to("redis://127.0.0.1:1/0"):  # nothing listens on port 1: the broker is down
+        assert api.post("/v1/catalog/upload/complete", body).status_code == 202
+    row = processing_row()
+    assert (row.status, row.attempts) == ("pending", 0)  # committed, never tried
+
+    assert outbox_relay() >= 1
+    assert queued_tracking_ids() == [body["trackingId"]]
