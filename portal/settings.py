@@ -189,7 +189,7 @@ UPLOADS_SUBMISSION_TTL_SECONDS = env_int("UPLOADS_SUBMISSION_TTL_SECONDS", UPLOA
 
 # --- Outbox relay ----------------------------------------------------------------------------
 # A failed send is retried after 2, 4, 8 ... seconds (jittered, capped), then marked failed for
-# staff after OUTBOX_MAX_ATTEMPTS: with the defaults, a queue outage of about two hours.
+# staff after OUTBOX_MAX_ATTEMPTS: with the defaults, after a queue outage of 1 to 1.5 hours.
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 15)
 OUTBOX_BACKOFF_BASE_SECONDS = env_int("OUTBOX_BACKOFF_BASE_SECONDS", 2)
 OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900)
