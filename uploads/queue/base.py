@@ -4,6 +4,7 @@ so an oversized message fails where it is made, not at the queue hours later."""
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 # SQS's limits (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
@@ -35,11 +36,11 @@ class QueueMessage:
         if self.size > MAX_MESSAGE_BYTES:
             raise MessageRejected(f"The message is {self.size} bytes; a queue takes at most {MAX_MESSAGE_BYTES}.")
 
-    @property
+    @cached_property
     def encoded_body(self) -> str:
         return json.dumps(self.body, separators=(",", ":"), sort_keys=True)
 
-    @property
+    @cached_property
     def size(self) -> int:
         attributes = sum(len(k.encode()) + len(ATTRIBUTE_TYPE) + len(v.encode()) for k, v in self.attributes.items())
         return len(self.encoded_body.encode()) + attributes

@@ -17,10 +17,12 @@ from django.utils import timezone
 
 from uploads.models import OutboxMessage, Stage, Submission
 from uploads.queue import MessageRejected, PublishError, QueueMessage, SendFailure, batches, get_publisher
-from uploads.queue.base import MAX_BATCH_MESSAGES
 
 logger = logging.getLogger(__name__)
 Status = OutboxMessage.Status
+# Rows the relay claims at once, sent in batches of up to 10. A relay that dies mid-claim holds
+# these until OUTBOX_STALE_CLAIM_SECONDS, and may have sent some: they go again, same ids.
+RELAY_CLAIM = 100
 
 
 def outbox_enqueue(
@@ -74,9 +76,7 @@ def outbox_relay(*, limit: int = 1000) -> int:
     for topic in OutboxMessage.Topic.values:
         claimed = 0
         while claimed < limit:
-            token, rows = _claim(
-                OutboxMessage.objects.filter(topic=topic), limit=min(MAX_BATCH_MESSAGES, limit - claimed)
-            )
+            token, rows = _claim(OutboxMessage.objects.filter(topic=topic), limit=min(RELAY_CLAIM, limit - claimed))
             if not rows:
                 break
             claimed += len(rows)
@@ -104,16 +104,26 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _claim(candidates: QuerySet[OutboxMessage], *, limit: int) -> tuple[str, list[OutboxMessage]]:
+    """Due rows, oldest due first (the (status, next_attempt_at) index serves the order, so a
+    claim costs the same whatever the backlog). Concurrent relays take different rows: locked
+    rows are skipped on PostgreSQL; SQLite's IMMEDIATE transactions let one claim at a time."""
     now = timezone.now()
-    due = {"status": Status.PENDING, "next_attempt_at__lte": now}
-    ids = list(candidates.filter(**due).order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
-    if not ids:
-        return "", []
     token = secrets.token_hex(16)
-    OutboxMessage.objects.filter(pk__in=ids, **due).update(
-        status=Status.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
-    )
-    return token, list(OutboxMessage.objects.filter(pk__in=ids, claim_token=token).order_by("created_at", "pk"))
+    due = {"status": Status.PENDING, "next_attempt_at__lte": now}
+    with transaction.atomic():
+        rows = list(
+            candidates.filter(**due).select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
+        )
+        if not rows:
+            return "", []
+        claimed = OutboxMessage.objects.filter(pk__in=[row.pk for row in rows], **due).update(
+            status=Status.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
+        )
+    if claimed != len(rows):  # cannot happen under the lock; if it does, trust the database
+        return token, list(OutboxMessage.objects.filter(claim_token=token).order_by("next_attempt_at", "pk"))
+    for row in rows:
+        row.status, row.claim_token, row.claimed_at, row.attempts = Status.SENDING, token, now, row.attempts + 1
+    return token, rows
 
 
 def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
@@ -131,21 +141,22 @@ def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
             failures[index] = SendFailure(reason=str(exc), permanent=True)
     positions = list(messages)
     publisher = get_publisher(rows[0].topic)
-    queue_down, down_reason = False, ""
+    queue_down = False
+    untried: list[int] = []
     for group in batches([messages[i] for i in positions]):
         indexes = [positions[i] for i in group]
         if queue_down:
-            failures.update({i: SendFailure(reason=down_reason) for i in indexes})
+            untried.extend(indexes)
             continue
         try:
             rejected = publisher.publish_batch([messages[i] for i in indexes])
         except PublishError as exc:
-            queue_down, down_reason = True, str(exc)
-            failures.update({i: SendFailure(reason=down_reason) for i in indexes})
+            queue_down = True
+            failures.update({i: SendFailure(reason=str(exc)) for i in indexes})
             continue
         failures.update({indexes[k]: failure for k, failure in rejected.items()})
 
-    sent = [row for index, row in enumerate(rows) if index not in failures]
+    sent = [row for index, row in enumerate(rows) if index not in failures and index not in untried]
     if sent:
         with transaction.atomic():
             OutboxMessage.objects.filter(pk__in=[row.pk for row in sent]).exclude(status=Status.SENT).update(
@@ -156,6 +167,10 @@ def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
                     _processing_requested(row.submission_id)
     for index, failure in failures.items():
         _record_failure(rows[index], token, failure)
+    if untried:  # the queue was down before their turn: handed back as they were, no attempt spent
+        OutboxMessage.objects.filter(pk__in=[rows[i].pk for i in untried], claim_token=token).update(
+            status=Status.PENDING, attempts=F("attempts") - 1, claim_token=""
+        )
     return len(sent), queue_down and not sent
 
 
