@@ -2,6 +2,7 @@
 the relay claims rows before sending, backs off after a failure, and gives up only into a state
 staff can see and retry."""
 
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from io import StringIO
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -236,3 +238,28 @@ def test_a_broker_outage_still_answers_202_and_the_relay_sends_the_message(api: 
 
     assert outbox_relay() >= 1
     assert queued_tracking_ids() == [body["trackingId"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_relays_send_each_message_once(api: APIClient) -> None:
+    with publishing_to("memory://"):  # tasks go to a broker nobody reads: the relays do it all
+        tracking_ids = [
+            api.post("/v1/catalog/upload/complete", body).json()["trackingId"]
+            for body in (complete_body(uploaded_submission(api)) for _ in range(40))
+        ]
+    barrier = threading.Barrier(4)
+
+    def relay() -> None:
+        barrier.wait()
+        outbox_relay()
+        connection.close()
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outbox_relay()  # whatever a relay handed back or left due
+
+    assert sorted(queued_tracking_ids()) == sorted(tracking_ids)
+    assert not OutboxMessage.objects.exclude(status="sent").exists()

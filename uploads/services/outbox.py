@@ -156,7 +156,7 @@ def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
             continue
         failures.update({indexes[k]: failure for k, failure in rejected.items()})
 
-    sent = [row for index, row in enumerate(rows) if index not in failures and index not in untried]
+    sent = [row for index, row in enumerate(rows) if index not in failures and index not in set(untried)]
     if sent:
         with transaction.atomic():
             OutboxMessage.objects.filter(pk__in=[row.pk for row in sent]).exclude(status=Status.SENT).update(
