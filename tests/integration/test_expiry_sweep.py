@@ -218,6 +218,26 @@ def test_expiry_sweep_deletes_the_object_of_an_uncompleted_single_put_on_s3(
     assert_expired_and_released(sent["mediaId"])
 
 
+def test_an_object_put_through_a_url_still_valid_after_an_abort_is_deleted_once_the_url_expired(
+    api: APIClient, bucket: ServerBucket
+) -> None:
+    sent = initiate(api, content_type="image/jpeg", file_size=len(PHOTO))
+    assert api.delete(f"/v1/catalog/uploads/{sent['mediaId']}").status_code == 200
+    # The client still holds the signed URL: S3 takes the PUT, the portal no longer tracks it.
+    assert put_bytes(sent["uploadUrl"], PHOTO, sent["headers"]).status_code == 200
+    assert bucket.has_object(sent["key"])
+
+    assert sweep_expired(dry_run=False).released_media == []  # the URL may still be used: not yet
+    assert bucket.has_object(sent["key"])
+    url_lifetime = timedelta(seconds=django_settings.UPLOADS_URL_EXPIRY_SECONDS)
+    MediaUpload.objects.filter(media_id=sent["mediaId"]).update(updated_at=timezone.now() - url_lifetime)
+
+    assert sweep_expired(dry_run=False).released_media == [sent["mediaId"]]
+    assert not bucket.has_object(sent["key"])
+    assert sweep_expired(dry_run=False).released_media == []  # once: the URL can no longer be used
+    assert media(sent["mediaId"]).status == MediaStatus.ABORTED
+
+
 def test_expiry_sweep_marks_expired_during_storage_outage_and_releases_on_the_next_run(
     api: APIClient, bucket: ServerBucket
 ) -> None:

@@ -1,6 +1,6 @@
 """The expiry sweep: abandoned uploads give their storage back. Only what is unfinished is
 touched: a pending upload past its expiry, a submission that never completed within its TTL,
-and the storage of closed uploads whose release an outage interrupted. A finished upload is
+and the storage of closed uploads whose release an outage interrupted or a late PUT undid. A finished upload is
 never selected, and media_release refuses one."""
 
 import logging
@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from uploads.errors import StorageUnavailable
-from uploads.models import MediaStatus, MediaUpload, Stage, Submission
+from uploads.models import MediaStatus, MediaUpload, Stage, Strategy, Submission
 from uploads.services.media import OPEN_STAGES, media_close, media_release
 from uploads.services.stages import submission_advance
 
@@ -52,7 +52,7 @@ def sweep_expired(*, dry_run: bool, limit: int = 500, now: datetime | None = Non
     if dry_run:
         report.expired_submissions = [s.tracking_id for s in submissions]
         report.expired_media = [m.media_id for m in expiring]
-        report.released_media = [m.media_id for m in expiring] + [m.media_id for m in _unreleased(limit)]
+        report.released_media = [m.media_id for m in expiring] + [m.media_id for m in _unreleased(limit, now)]
         return report
 
     for submission in submissions:
@@ -71,7 +71,7 @@ def sweep_expired(*, dry_run: bool, limit: int = 500, now: datetime | None = Non
             report.expired_media.append(media.media_id)
     # Everything closed and not yet released: what this run just expired, what an abort could
     # not release during an outage, and what earlier runs failed to release.
-    for media in _unreleased(limit):
+    for media in _unreleased(limit, now):
         try:
             media_release(media=media)
         except StorageUnavailable as exc:
@@ -82,6 +82,15 @@ def sweep_expired(*, dry_run: bool, limit: int = 500, now: datetime | None = Non
     return report
 
 
-def _unreleased(limit: int) -> list[MediaUpload]:
+def _unreleased(limit: int, now: datetime) -> list[MediaUpload]:
+    """Closed uploads whose storage is still to be freed: never released (an outage, or just
+    expired), or single PUTs released while their URL was still valid. A client holding such a
+    URL can PUT after the release and recreate the object (S3 checks the signature, not the
+    portal's records), so once the last URL has expired the object is deleted again."""
     closed = (MediaStatus.ABORTED, MediaStatus.EXPIRED)
-    return list(MediaUpload.objects.filter(status__in=closed, released_at__isnull=True).order_by("updated_at")[:limit])
+    url_lifetime = timedelta(seconds=settings.UPLOADS_URL_EXPIRY_SECONDS)
+    released_too_early = Q(
+        strategy=Strategy.SINGLE, released_at__lt=F("updated_at") + url_lifetime, updated_at__lte=now - url_lifetime
+    )
+    due = MediaUpload.objects.filter(status__in=closed).filter(Q(released_at__isnull=True) | released_too_early)
+    return list(due.order_by("updated_at")[:limit])
