@@ -215,6 +215,8 @@ else:
     # A task whose worker died unacknowledged is handed out again after this long. The outbox
     # does not wait for it: the relay reclaims a stale row after OUTBOX_STALE_CLAIM_SECONDS.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# One broker can serve several deployments (or test runs), each on its own queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

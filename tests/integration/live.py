@@ -42,13 +42,14 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> Non
 
 
 @contextmanager
-def publishing_to(broker_url: str) -> Iterator[None]:
-    """This process publishes tasks to `broker_url` instead of running them eagerly, as the web
-    process does in production. Pooled connections keep the broker they were made for, so the
-    pools are reset on the way in and out (eager calls borrow a producer too)."""
+def publishing_to(broker_url: str, queue: str = "celery") -> Iterator[None]:
+    """This process publishes tasks to `queue` on `broker_url` instead of running them eagerly,
+    as the web process does in production. Pooled connections keep the broker they were made
+    for, so the pools are reset on the way in and out (eager calls borrow a producer too)."""
     conf = celery_app.conf
-    saved = {key: conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")}
-    conf.update(task_always_eager=False, broker_url=broker_url, broker_transport_options={})
+    keys = ("task_always_eager", "broker_url", "broker_transport_options", "task_default_queue")
+    saved = {key: conf[key] for key in keys}
+    conf.update(task_always_eager=False, broker_url=broker_url, broker_transport_options={}, task_default_queue=queue)
     celery_app._after_fork()  # type: ignore[attr-defined]  # Celery's own reset of its pools
     try:
         yield

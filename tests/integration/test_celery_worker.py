@@ -39,17 +39,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def broker() -> Iterator[str]:
-    """Redis for the worker and for this process's publishing (tests elsewhere run tasks eagerly)."""
+def broker() -> Iterator[tuple[str, str]]:
+    """Redis for the worker and for this process's publishing (tests elsewhere run tasks eagerly),
+    on a queue of this test's own, so suites running side by side on one Redis never meet."""
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
     try:
         client.ping()
     except redis.ConnectionError:
         require_service(False, "Redis is not running on 127.0.0.1:6379")
-    client.flushdb()
-    with publishing_to(REDIS_URL):
-        yield REDIS_URL
-    client.flushdb()
+    queue = f"portal-test-{uuid4().hex[:12]}"
+    with publishing_to(REDIS_URL, queue):
+        yield REDIS_URL, queue
+    client.delete(queue)
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def queue_url(sqs: tuple[Any, FaultyProxy], settings: Any) -> str:
 
 
 @pytest.fixture
-def worker(broker: str, sqs: tuple[Any, FaultyProxy], queue_url: str, tmp_path: Path) -> Iterator[Worker]:
+def worker(broker: tuple[str, str], sqs: tuple[Any, FaultyProxy], queue_url: str, tmp_path: Path) -> Iterator[Worker]:
     _, proxy = sqs
     env = {
         "PATH": "/usr/bin:/bin",
@@ -85,7 +86,8 @@ def worker(broker: str, sqs: tuple[Any, FaultyProxy], queue_url: str, tmp_path: 
         "PORTAL_DATA_DIR": str(tmp_path / "worker-data"),
         "SECRET_KEY": "test-only-secret-key-not-for-production",
         "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_URL": broker[0],
+        "CELERY_TASK_DEFAULT_QUEUE": broker[1],
         "SQS_QUEUE_URL": queue_url,
         "AWS_ENDPOINT_URL": proxy.url,
         "AWS_ACCESS_KEY_ID": "testing",
