@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from tenants.models import Tenant
+from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
 
 # Property tests judge behaviour, not speed: no per-example deadline on a shared 2-core machine.
@@ -59,8 +59,8 @@ def other_tenant(db: None) -> Tenant:
     return tenant_create(tenant_id="tenant_b", name="Tenant B")
 
 
-def client_for(tenant: Tenant) -> APIClient:
-    _, raw = api_key_create(tenant=tenant)
+def client_for(tenant: Tenant, role: str = ApiKey.Role.CLIENT) -> APIClient:
+    _, raw = api_key_create(tenant=tenant, role=role)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -74,6 +74,12 @@ def api(tenant: Tenant) -> APIClient:
 @pytest.fixture
 def other_api(other_tenant: Tenant) -> APIClient:
     return client_for(other_tenant)
+
+
+@pytest.fixture
+def pipeline(tenant: Tenant) -> APIClient:
+    """The processing pipeline's client: a pipeline-role key of the first tenant."""
+    return client_for(tenant, role=ApiKey.Role.PIPELINE)
 
 
 @pytest.fixture

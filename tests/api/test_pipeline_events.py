@@ -7,8 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Tenant
-from tenants.services import api_key_create
 from tests.api.openapi import assert_matches_schema, openapi_document
+from tests.conftest import client_for
 from tests.helpers import (
     UNKNOWN_TRACKING_ID,
     assert_error,
@@ -24,21 +24,9 @@ EVENTS_PATH = "/v1/catalog/status/{tracking_id}/events"
 OUTPUT_KEYS = {"eventId", "accepted", "trackingId", "stage", "version"}
 
 
-def pipeline_client_for(tenant: Tenant) -> APIClient:
-    _, raw = api_key_create(tenant=tenant, role=ApiKey.Role.PIPELINE)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
-def pipeline(tenant: Tenant) -> APIClient:
-    return pipeline_client_for(tenant)
-
-
 @pytest.fixture
 def other_pipeline(other_tenant: Tenant) -> APIClient:
-    return pipeline_client_for(other_tenant)
+    return client_for(other_tenant, role=ApiKey.Role.PIPELINE)
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
 from tenants.models import Tenant
-from tenants.services import api_key_create
-from tests.conftest import REGION
+from tests.conftest import REGION, client_for
 from tests.helpers import complete_body, uploaded_submission
 from tests.integration.live import (
     FaultyProxy,
@@ -105,13 +104,6 @@ def worker(broker: tuple[str, str], sqs: tuple[Any, FaultyProxy], queue_url: str
     live.start()
     yield live
     live.stop()
-
-
-def client_for(tenant: Tenant) -> APIClient:
-    _, raw = api_key_create(tenant=tenant)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
 
 
 def dedup_id(body: dict[str, Any]) -> str:

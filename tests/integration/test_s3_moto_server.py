@@ -3,55 +3,19 @@ with `requests`, as a client would, and boto3 (through django-storages) finds th
 its own AWS_ENDPOINT_URL_S3 variable, as any S3-compatible endpoint would be configured."""
 
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 from hashlib import md5
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from uuid import uuid4
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from django.conf import settings as django_settings
 from moto.s3 import models as moto_s3_models
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import REGION
 from tests.helpers import PART, create_upload, initiate, sign_parts
+from tests.integration.conftest import ServerBucket
 from uploads.queue import LocalQueue, get_publisher
-
-
-@dataclass(frozen=True)
-class ServerBucket:
-    name: str
-    endpoint: str
-    client: Any  # boto3's S3 client, talking HTTP to the moto server
-
-    def object_bytes(self, key: str) -> bytes:
-        body: bytes = self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
-        return body
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(moto_server: str, aws_credentials: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> ServerBucket:
-    """A fresh bucket per test on the shared server, and the portal configured to use it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
-    name = f"raw-media-{uuid4().hex[:12]}"
-    client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    settings.S3_RAW_MEDIA_BUCKET = name
-    return ServerBucket(name=name, endpoint=moto_server, client=client)
 
 
 def file_bytes(size: int, seed: int) -> bytes:

@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.services import api_key_create
+from tests.conftest import client_for
 from tests.helpers import complete_body, uploaded_submission
 from uploads.errors import Conflict
 from uploads.models import OutboxMessage, Stage, Submission
@@ -28,9 +28,7 @@ def completed(api: APIClient) -> Submission:
 
 
 def fail(submission: Submission, tenant: Tenant, event_id: str = "evt-1") -> None:
-    _, raw = api_key_create(tenant=tenant, role=ApiKey.Role.PIPELINE)
-    pipeline = APIClient()
-    pipeline.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    pipeline = client_for(tenant, role=ApiKey.Role.PIPELINE)
     body = {"eventId": event_id, "stage": "failed", "errorDetails": {"reason": "blurry photo"}}
     assert pipeline.post(f"/v1/catalog/status/{submission.tracking_id}/events", body, format="json").status_code == 200
 
