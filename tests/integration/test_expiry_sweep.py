@@ -474,6 +474,13 @@ def test_expiry_sweep_expires_pending_media_of_a_submission_an_earlier_run_expir
     first = sweep_expired(dry_run=False, limit=1)
     assert first.expired_submissions == [photo["trackingId"]]
     assert len(first.expired_media) == 1  # the limit cut the other file off
+    assert first.expired_media == [photo["mediaId"]]  # the older file first
+    # Until the next run closes the other, it is refused as a file of a closed submission.
+    closed = {"status": "pending", "submissionStage": "expired"}
+    sign = api.post(f"/v1/catalog/uploads/{audio['mediaId']}/parts", {"partNumbers": [2]}, format="json")
+    assert assert_error(sign, 409, "upload_closed")["details"] == closed
+    complete = api.post(f"/v1/catalog/uploads/{audio['mediaId']}/complete")
+    assert assert_error(complete, 409, "upload_closed")["details"] == closed
 
     sweep_expired(dry_run=False, limit=1)
 

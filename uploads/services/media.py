@@ -478,6 +478,13 @@ def _open_multipart_plan(media: MediaUpload) -> PartPlan:
 def _require_pending(media: MediaUpload) -> None:
     if media.status != MediaStatus.PENDING:
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
+    # A file the sweep has not reached yet still belongs to a closed submission.
+    stage = media.submission.stage
+    if stage in (Stage.EXPIRED, Stage.ABORTED):
+        raise UploadClosed(
+            f"Submission {media.submission.tracking_id} is {stage}.",
+            details={"status": media.status, "submissionStage": stage},
+        )
 
 
 def _storage_call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
