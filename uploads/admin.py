@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from tenants.admin_scoping import ReadOnlyInline, TenantScopedAdmin
 from uploads.errors import DomainError
-from uploads.models import Event, MediaUpload, OutboxMessage, Stage, Submission
+from uploads.models import Event, MediaUpload, OutboxMessage, Submission
 from uploads.services import outbox_retry_failed, submission_reprocess
 
 MEDIA_FIELDS = ("media_id", "kind", "strategy", "status", "declared_size", "size", "object_key", "expires_at")
@@ -38,10 +38,10 @@ class SubmissionAdmin(TenantScopedAdmin):
     @admin.action(description="Send failed submissions back for processing", permissions=["operate"])
     def send_back_for_processing(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
         done = 0
-        for submission in self.operable(request, queryset).filter(stage=Stage.FAILED):
+        for submission in self.operable(request, queryset):
             try:
                 submission_reprocess(submission=submission, actor=f"staff:{request.user.get_username()}")
-            except DomainError as exc:  # changed meanwhile: say so, go on with the rest
+            except DomainError as exc:  # not failed (or no longer): say so, go on with the rest
                 self.message_user(request, f"{submission.tracking_id}: {exc}", messages.WARNING)
             else:
                 done += 1

@@ -131,3 +131,19 @@ def test_operator_retries_failed_delivery_from_the_admin(
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("pending", 0)
     assert row.submission_id == submission.pk
+
+
+def test_sending_back_a_submission_that_has_not_failed_warns_and_changes_nothing(
+    api: APIClient, tenant: Tenant
+) -> None:
+    submission = completed(api)
+    response = staff(tenant, Membership.Role.OPERATOR).post(
+        "/admin/uploads/submission/",
+        {"action": "send_back_for_processing", "_selected_action": [submission.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "only a failed one can be retried" in page
+    assert "0 submission(s) sent back for processing." in page
+    assert Submission.objects.get(pk=submission.pk).stage == Stage.QUEUED
+    assert OutboxMessage.objects.filter(topic="processing").count() == 1
