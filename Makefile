@@ -52,7 +52,10 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .
 
+# The browser tests drive Debian's Chromium with Playwright; setup.sh installs it (and the pinned
+# Uppy and axe-core they load) when missing.
 pytest: $(BIN)/.installed
+	tests/browser/setup.sh
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed

@@ -32,8 +32,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    # A DRF exception may wrap a domain error (an authentication class must raise DRF's own).
+    domain = exc if isinstance(exc, DomainError) else getattr(exc, "domain_error", None)
+    if isinstance(domain, DomainError):
+        status_code = exc.status_code if isinstance(exc, exceptions.APIException) else domain.status_code
+        return Response(error_body(domain.code, domain.message, domain.details), status=status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)

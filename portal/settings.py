@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tenants",
     "uploads",
 ]
@@ -114,8 +115,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+# Where the portal is reached from outside: upload links printed by `create_upload_link` start
+# with it. The admin builds them from the request instead.
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Browser sessions (staff in the admin, artisans through upload links) last a working day.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+SESSION_COOKIE_SAMESITE = "Lax"
+UPLOAD_LINK_DEFAULT_DAYS = env_int("UPLOAD_LINK_DEFAULT_DAYS", 7)
+# Origins of web apps on other sites that PUT or POST bytes straight to storage: the local
+# backend answers their CORS preflights, and `manage.py s3_setup_bucket` writes them into the
+# bucket's CORS rule. This site's own pages need no entry.
+UPLOADS_CORS_ORIGINS = env_list("UPLOADS_CORS_ORIGINS", [])
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.auth.ApiKeyAuthentication",
+        "tenants.auth.SessionGrantAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.auth.IsClientKey"],
     "DEFAULT_PARSER_CLASSES": ["portal.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -136,6 +152,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

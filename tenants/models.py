@@ -1,3 +1,5 @@
+import secrets
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -67,3 +69,31 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant_id} ({self.role})"
+
+
+def new_upload_link_id() -> str:
+    return "lnk_" + secrets.token_hex(12)
+
+
+class UploadLink(models.Model):
+    """A grant staff hand to one artisan: whoever opens it may upload for that tenant and
+    artisan only, until it expires or is revoked. Only its id travels in the signed token, so the
+    row is the authority: revoking it ends every session it started on their next request."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_upload_link_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="upload_links")
+    artisan_id = models.CharField(max_length=64)
+    note = models.CharField(max_length=200, blank=True, help_text="Who it was sent to, and how.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.tenant_id}/{self.artisan_id})"

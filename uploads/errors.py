@@ -84,3 +84,29 @@ class AlreadyStored(DomainError):
 
     status_code = 412
     code = "already_stored"
+
+
+class UploadLinkUnusable(DomainError):
+    """An upload link that cannot start a session; its holder gets a page that says why."""
+
+    status_code = 410
+    code = "link_unusable"
+
+
+class UploadLinkInvalid(UploadLinkUnusable):
+    status_code = 400
+    code = "link_invalid"
+
+
+class UploadLinkExpired(UploadLinkUnusable):
+    code = "link_expired"
+
+
+class UploadLinkRevoked(UploadLinkUnusable):
+    code = "link_revoked"
+
+
+class ArtisanMismatch(TenantMismatch):
+    """An upload link's session acts for its own artisan only."""
+
+    code = "artisan_mismatch"

@@ -1,25 +1,37 @@
-"""Reads that go through the tenant: another tenant's id is answered exactly like a missing one."""
+"""Reads that go through the tenant: another tenant's id is answered exactly like a missing one.
+A caller scoped to one artisan (an upload link's session) passes `artisan_id`, and another
+artisan's ids are answered the same way."""
 
-from django.db.models import Prefetch, Sum
+from typing import TypeVar
+
+from django.db.models import Model, Prefetch, QuerySet, Sum
 
 from tenants.models import Tenant
 from uploads.errors import NotFound
 from uploads.models import MediaUpload, Submission
 
+M = TypeVar("M", bound=Model)
 
-def submission_get(*, tenant: Tenant, tracking_id: str) -> Submission:
-    submission = Submission.objects.filter(tenant=tenant, tracking_id=tracking_id).first()
+
+def _scoped(queryset: QuerySet[M], artisan_id: str | None, path: str) -> QuerySet[M]:
+    return queryset if artisan_id is None else queryset.filter(**{path: artisan_id})
+
+
+def submission_get(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> Submission:
+    submission = _scoped(
+        Submission.objects.filter(tenant=tenant, tracking_id=tracking_id), artisan_id, "artisan_id"
+    ).first()
     if submission is None:
         raise NotFound(f"No submission {tracking_id!r}.", details={"trackingId": tracking_id})
     return submission
 
 
-def submission_status(*, tenant: Tenant, tracking_id: str) -> Submission:
+def submission_status(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> Submission:
     """The submission with its files and the bytes recorded for each: two queries, whatever
     the number of parts."""
     files = MediaUpload.objects.annotate(recorded_bytes=Sum("parts__size")).order_by("created_at")
     submission = (
-        Submission.objects.filter(tenant=tenant, tracking_id=tracking_id)
+        _scoped(Submission.objects.filter(tenant=tenant, tracking_id=tracking_id), artisan_id, "artisan_id")
         .prefetch_related(Prefetch("media", queryset=files))
         .first()
     )
@@ -28,10 +40,14 @@ def submission_status(*, tenant: Tenant, tracking_id: str) -> Submission:
     return submission
 
 
-def media_get(*, tenant: Tenant, media_id: str) -> MediaUpload:
+def media_get(*, tenant: Tenant, media_id: str, artisan_id: str | None = None) -> MediaUpload:
     media = (
-        MediaUpload.objects.select_related("submission", "submission__tenant")
-        .filter(submission__tenant=tenant, media_id=media_id)
+        _scoped(
+            MediaUpload.objects.filter(submission__tenant=tenant, media_id=media_id),
+            artisan_id,
+            "submission__artisan_id",
+        )
+        .select_related("submission", "submission__tenant")
         .first()
     )
     if media is None:

@@ -8,11 +8,11 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.auth import HasTenant, IsPipelineKey
+from tenants.auth import HasTenant, IsPipelineKey, SessionGrant
 from tenants.models import ApiKey, Tenant
 from uploads import selectors, services
 from uploads.api import serializers as io
-from uploads.errors import TenantMismatch
+from uploads.errors import ArtisanMismatch, TenantMismatch
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission  # the stubs' name for "a permission"
@@ -33,8 +33,29 @@ def _tenant(request: Request, claimed: str | None = None) -> Tenant:
     return tenant
 
 
+def _artisan(request: Request) -> str | None:
+    """The one artisan an upload link's session acts for; None for API keys and staff."""
+    return request.auth.artisan_id if isinstance(request.auth, SessionGrant) else None
+
+
+def _new_file_scope(request: Request, data: dict[str, Any]) -> None:
+    """An upload link's session starts files for its own artisan only, and adds them only to
+    its own submissions (another artisan's trackingId is a 404, as if it did not exist)."""
+    artisan = _artisan(request)
+    if artisan is None:
+        return
+    if data["artisan_id"] != artisan:
+        raise ArtisanMismatch("This upload link is for another artisanId.", details={"field": "artisanId"})
+    if data.get("tracking_id") is not None:
+        selectors.submission_get(tenant=_tenant(request), tracking_id=data["tracking_id"], artisan_id=artisan)
+
+
 def _actor(request: Request) -> str:
-    return f"api:{request.auth.prefix}" if isinstance(request.auth, ApiKey) else "api"
+    if isinstance(request.auth, ApiKey):
+        return f"api:{request.auth.prefix}"
+    if isinstance(request.auth, SessionGrant):
+        return request.auth.actor
+    return "api"
 
 
 class CatalogViewSet(viewsets.ViewSet):
@@ -52,6 +73,7 @@ class CatalogViewSet(viewsets.ViewSet):
     def initiate(self, request: Request) -> Response:
         """Start one file (photo or audio) and get a URL to PUT its bytes to, with the headers to send."""
         data = _validated(io.InitiateInput, request.data)
+        _new_file_scope(request, data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)),
             allow_multipart=False,
@@ -67,7 +89,9 @@ class CatalogViewSet(viewsets.ViewSet):
     def complete(self, request: Request) -> Response:
         """Hand the submission to processing once both files are at storage. Safe to repeat."""
         data = _validated(io.CompleteInput, request.data)
-        submission = selectors.submission_get(tenant=_tenant(request), tracking_id=data.pop("tracking_id"))
+        submission = selectors.submission_get(
+            tenant=_tenant(request), tracking_id=data.pop("tracking_id"), artisan_id=_artisan(request)
+        )
         services.submission_complete(submission=submission, actor=_actor(request), **data)
         body = {
             "status": "accepted",
@@ -79,7 +103,9 @@ class CatalogViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: io.StatusOutput, **ERRORS}, operation_id="submission_status")
     def status(self, request: Request, tracking_id: str) -> Response:
         """Where the submission stands, and each file's upload progress."""
-        submission = selectors.submission_status(tenant=_tenant(request), tracking_id=tracking_id)
+        submission = selectors.submission_status(
+            tenant=_tenant(request), tracking_id=tracking_id, artisan_id=_artisan(request)
+        )
         return Response(io.StatusOutput(submission).data)
 
 
@@ -92,6 +118,7 @@ class UploadViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         """Start a resumable upload: a single PUT URL, or a multipart plan whose parts are signed on demand."""
         data = _validated(io.CreateUploadInput, request.data)
+        _new_file_scope(request, data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)), actor=_actor(request), **data
         )
@@ -108,14 +135,14 @@ class UploadViewSet(viewsets.ViewSet):
     def retrieve(self, request: Request, media_id: str) -> Response:
         """Resume: the parts storage holds, the parts still missing and, with `urls`, fresh URLs for them."""
         query = _validated(io.ProgressQuery, request.query_params)
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         progress = services.media_progress(media=media, sign_pending=query["urls"])
         return Response(io.ProgressOutput(progress, context={"request": request}).data)
 
     @extend_schema(responses={200: io.MediaAbortOutput, **ERRORS})
     def destroy(self, request: Request, media_id: str) -> Response:
         """Abort an unfinished upload and free its storage. Safe to repeat."""
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         media = services.media_abort(media=media, actor=_actor(request))
         return Response(io.MediaAbortOutput(media).data)
 
@@ -123,7 +150,7 @@ class UploadViewSet(viewsets.ViewSet):
     def sign_parts(self, request: Request, media_id: str) -> Response:
         """Short-lived URLs for up to 100 parts, each signed for its exact size."""
         data = _validated(io.SignPartsInput, request.data)
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
         return Response(io.SignedPartsOutput({"parts": parts}, context={"request": request}).data)
 
@@ -131,14 +158,14 @@ class UploadViewSet(viewsets.ViewSet):
     def record_part(self, request: Request, media_id: str, part_number: int) -> Response:
         """Note a part you sent (for progress displays); storage, not this note, decides completion."""
         data = _validated(io.RecordPartInput, request.data)
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         part = services.media_record_part(media=media, part_number=part_number, actor=_actor(request), **data)
         return Response(io.PartOutput(part).data)
 
     @extend_schema(request=None, responses={200: io.MediaCompleteOutput, **ERRORS})
     def complete(self, request: Request, media_id: str) -> Response:
         """Finish one file: every part is checked against the plan at storage, then the object. Safe to repeat."""
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id)
+        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         media = services.media_complete(media=media, actor=_actor(request))
         return Response(io.MediaCompleteOutput(media).data)
 

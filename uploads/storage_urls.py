@@ -1,0 +1,9 @@
+"""Where the local backend's signed URLs point (unused on S3, whose URLs point at the bucket)."""
+
+from django.urls import path
+
+from uploads.storage_views import local_put
+
+urlpatterns = [
+    path("put/<str:token>", local_put, name="local-storage-put"),
+]
