@@ -75,6 +75,7 @@ class UploadLinkAdmin(TenantScopedAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is not None:
             return super().get_form(request, obj, change=change, **kwargs)
+        kwargs.pop("fields", None)  # "days" is the form's own field, not the model's: let Meta.fields decide
         form = super().get_form(request, obj, change=change, form=UploadLinkForm, fields=None, **kwargs)
         allowed = operator_tenants(request.user)
         tenant_field = form.base_fields["tenant"]
