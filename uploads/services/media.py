@@ -43,6 +43,7 @@ from uploads.services.stages import submission_advance
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
     PartsRejected,
+    SignedPost,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -63,13 +64,30 @@ class InitiatedUpload:
     media: MediaUpload
     plan: PartPlan | None
     upload: SignedRequest | None  # the single PUT; multipart parts are signed on demand
+    form: SignedPost | None = None  # instead of `upload`, for clients that declare no size
 
 
 @dataclass(frozen=True)
 class SignedPart:
     part_number: int
-    size: int
+    size: int | None  # None: an open upload's part, any size up to 5 GiB
     request: SignedRequest
+
+
+@dataclass(frozen=True)
+class ClaimedPart:
+    """A part as a client says it sent it (Uppy's completion body)."""
+
+    part_number: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class VerifiedObject(StoredObject):
+    """An object completion found at storage as declared, and the parts it was assembled from
+    (empty for a single PUT, or when an earlier call completed it)."""
+
+    parts: tuple[StoredPart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,9 +105,13 @@ def tenant_max_bytes(*, tenant: Tenant, kind: str) -> int:
     return tenant.max_audio_bytes or settings.UPLOADS_DEFAULT_MAX_AUDIO_BYTES
 
 
-def media_plan(media: MediaUpload) -> PartPlan:
-    assert media.strategy == Strategy.MULTIPART and media.part_size and media.part_count and media.declared_size
-    return PartPlan(file_size=media.declared_size, part_size=media.part_size, part_count=media.part_count)
+def media_plan(media: MediaUpload) -> PartPlan | None:
+    """A multipart upload's part plan; None for an open one (the client chose its own part size,
+    as stock Uppy does), whose parts are judged at completion by the rules of S3 instead."""
+    assert media.strategy == Strategy.MULTIPART
+    if media.part_size and media.part_count and media.declared_size:
+        return PartPlan(file_size=media.declared_size, part_size=media.part_size, part_count=media.part_count)
+    return None
 
 
 def media_initiate(
@@ -101,10 +123,17 @@ def media_initiate(
     tracking_id: str | None = None,
     part_size: int | None = None,
     allow_multipart: bool = True,
+    open_multipart: bool = False,
+    form_post: bool = False,
     actor: str,
 ) -> InitiatedUpload:
     """Adds one file to a new or existing submission. Multipart when the file is above the
-    threshold or the client proposes a part size; the part plan is fixed here, for good."""
+    threshold or the client proposes a part size; the part plan is fixed here, for good.
+
+    For clients that declare no size (stock Uppy): `open_multipart` starts a multipart upload
+    without a plan, its parts checked at completion (contiguous, S3's minimum size, the tenant's
+    limit); `form_post` signs a single upload as a form POST whose policy carries the tenant's
+    limit, so storage refuses a larger file."""
     validate_artisan_id(artisan_id)
     media_type = resolve_media_type(content_type)
     limit = tenant_max_bytes(tenant=tenant, kind=media_type.kind)
@@ -115,7 +144,9 @@ def media_initiate(
             raise TooLarge(
                 f"A {media_type.kind} may be at most {limit} bytes.", details={"field": "fileSize", "maxBytes": limit}
             )
-    multipart = (
+    if open_multipart and (file_size is not None or part_size is not None or form_post):
+        raise InvalidInput("An open multipart upload has no size and no part plan.", details={"field": "fileSize"})
+    multipart = open_multipart or (
         allow_multipart
         and file_size is not None
         and (part_size is not None or file_size > settings.UPLOADS_MULTIPART_THRESHOLD)
@@ -135,7 +166,9 @@ def media_initiate(
         tenant_id=tenant.id, artisan_id=artisan_id, tracking_id=tracking, media_id=media_id, ext=media_type.ext
     )
     storage = get_storage()
-    upload_id = _storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if plan else ""
+    upload_id = (
+        _storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if multipart else ""
+    )
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -152,7 +185,7 @@ def media_initiate(
                 content_type=media_type.content_type,
                 declared_size=file_size,
                 object_key=key,
-                strategy=Strategy.MULTIPART if plan else Strategy.SINGLE,
+                strategy=Strategy.MULTIPART if multipart else Strategy.SINGLE,
                 multipart_upload_id=upload_id,
                 part_size=plan.part_size if plan else None,
                 part_count=plan.part_count if plan else None,
@@ -169,15 +202,22 @@ def media_initiate(
         if upload_id:
             storage.abort_multipart(key=key, upload_id=upload_id)
         raise
-    upload = None
-    if plan is None:
+    upload = form = None
+    if form_post and not multipart:
+        form = storage.presign_post(
+            key=key,
+            content_type=media_type.content_type,
+            max_bytes=min(limit, MAX_SINGLE_PUT_BYTES),
+            expires_in=settings.UPLOADS_URL_EXPIRY_SECONDS,
+        )
+    elif not multipart:
         upload = storage.presign_put(
             key=key,
             content_type=media_type.content_type,
             size=file_size,
             expires_in=settings.UPLOADS_URL_EXPIRY_SECONDS,
         )
-    return InitiatedUpload(media=media, plan=plan, upload=upload)
+    return InitiatedUpload(media=media, plan=plan, upload=upload, form=form)
 
 
 def _check_adding_to(submission: Submission, artisan_id: str) -> None:
@@ -195,17 +235,21 @@ def _check_adding_to(submission: Submission, artisan_id: str) -> None:
 
 def media_sign_parts(*, media: MediaUpload, part_numbers: Sequence[int]) -> list[SignedPart]:
     """Short-lived URLs for the parts a client is about to send, each bound to its exact size:
-    never the whole plan up front, so a leaked batch is worth little and soon worthless."""
+    never the whole plan up front, so a leaked batch is worth little and soon worthless.
+
+    An open upload's parts (no plan) are signed for any size up to 5 GiB: a client that picks its
+    own part size, such as stock Uppy, may send any part number from 1 to 10,000."""
     plan = _open_multipart_plan(media)
     if not 1 <= len(part_numbers) <= settings.UPLOADS_MAX_SIGN_BATCH:
         raise InvalidInput(
             f"Ask for 1 to {settings.UPLOADS_MAX_SIGN_BATCH} part numbers at a time.", details={"field": "partNumbers"}
         )
-    invalid = sorted({n for n in part_numbers if not 1 <= n <= plan.part_count})
+    part_count = plan.part_count if plan else settings.UPLOADS_MAX_PARTS
+    invalid = sorted({n for n in part_numbers if not 1 <= n <= part_count})
     if invalid or len(set(part_numbers)) != len(part_numbers):
         raise InvalidInput(
-            f"Part numbers must be distinct and between 1 and {plan.part_count}.",
-            details={"field": "partNumbers", "invalidPartNumbers": invalid, "numParts": plan.part_count},
+            f"Part numbers must be distinct and between 1 and {part_count}.",
+            details={"field": "partNumbers", "invalidPartNumbers": invalid, "numParts": part_count},
         )
     remaining = int((media.expires_at - timezone.now()).total_seconds())
     expires_in = max(1, min(settings.UPLOADS_PART_URL_EXPIRY_SECONDS, remaining))
@@ -213,12 +257,12 @@ def media_sign_parts(*, media: MediaUpload, part_numbers: Sequence[int]) -> list
     return [
         SignedPart(
             part_number=n,
-            size=plan.size_of(n),
+            size=plan.size_of(n) if plan else None,
             request=storage.presign_part(
                 key=media.object_key,
                 upload_id=media.multipart_upload_id,
                 part_number=n,
-                size=plan.size_of(n),
+                size=plan.size_of(n) if plan else None,
                 expires_in=expires_in,
             ),
         )
@@ -230,9 +274,10 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
     """The client's account of a part it sent. Bookkeeping for triage only: completion trusts
     storage's ListParts, never this."""
     plan = _open_multipart_plan(media)
-    if not 1 <= part_number <= plan.part_count:
+    part_count = plan.part_count if plan else settings.UPLOADS_MAX_PARTS
+    if not 1 <= part_number <= part_count:
         raise NotFound(f"Upload {media.media_id} has no part {part_number}.", details={"partNumber": part_number})
-    if size != plan.size_of(part_number):
+    if plan is not None and size != plan.size_of(part_number):
         raise InvalidInput(
             f"Part {part_number} is {plan.size_of(part_number)} bytes by the plan.",
             details={"field": "size", "expected": plan.size_of(part_number)},
@@ -310,10 +355,15 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
     except UploadNotFound:
         # Completed at storage but the response was lost before we recorded it, or aborted.
         obj = _storage_call(storage.head, key=media.object_key)
-        done = obj is not None and obj.size == plan.file_size
-        pending = [] if done else list(range(1, plan.part_count + 1))
+        done = obj is not None and (plan is None or obj.size == plan.file_size)
+        pending = [] if done or plan is None else list(range(1, plan.part_count + 1))
         return UploadProgress(
             media=media, bytes_uploaded=obj.size if done and obj else 0, completed_parts=[], pending_parts=pending
+        )
+    if plan is None:
+        # No plan, so nothing is known to be missing: the client that chose the parts knows.
+        return UploadProgress(
+            media=media, bytes_uploaded=sum(p.size for p in stored), completed_parts=stored, pending_parts=[]
         )
     good = [p for p in stored if 1 <= p.part_number <= plan.part_count and p.size == plan.size_of(p.part_number)]
     good_numbers = {p.part_number for p in good}
@@ -325,36 +375,54 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
     )
 
 
-def media_complete(*, media: MediaUpload, actor: str) -> MediaUpload:
+def media_complete(
+    *, media: MediaUpload, actor: str, claimed_parts: Sequence[ClaimedPart] | None = None
+) -> MediaUpload:
     """Checks storage (not the client) and records the file as uploaded. Idempotent, also when
-    storage completed an earlier call whose response was lost."""
+    storage completed an earlier call whose response was lost. `claimed_parts`: the parts the
+    client believes it sent (Uppy sends them); each must be what storage holds."""
     if media.status == MediaStatus.UPLOADED:
         return media
-    stored = media_finish_at_storage(media=media)
+    stored = media_finish_at_storage(media=media, claimed_parts=claimed_parts)
     with transaction.atomic():
         media_mark_uploaded(media=media, stored=stored, actor=actor)
     return media
 
 
-def media_finish_at_storage(*, media: MediaUpload) -> StoredObject:
+def media_finish_at_storage(
+    *, media: MediaUpload, claimed_parts: Sequence[ClaimedPart] | None = None
+) -> VerifiedObject:
     """The storage half of completion: completes a multipart upload and checks the object is
     there as declared. Changes no row, so a caller can verify several files before recording any."""
     _require_pending(media)
     storage = get_storage()
+    parts: list[StoredPart] = []
     if media.strategy == Strategy.MULTIPART:
-        _complete_at_storage(media, storage)
+        parts = _complete_at_storage(media, storage, claimed_parts)
     stored = _storage_call(storage.head, key=media.object_key)
     _check_stored_object(media, stored, storage)
     assert stored is not None
-    return stored
+    return VerifiedObject(size=stored.size, etag=stored.etag, content_type=stored.content_type, parts=tuple(parts))
 
 
 def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str) -> None:
     """The database half; runs inside the caller's transaction. A concurrent completion may
-    have recorded it first (fine); a concurrent abort wins (UploadClosed)."""
+    have recorded it first (fine); a concurrent abort wins (UploadClosed). An open multipart
+    upload gets the size and parts it turned out to have, for triage."""
     now = timezone.now()
+    facts: dict[str, int] = {}
+    if media.strategy == Strategy.MULTIPART and media.part_count is None:
+        facts["declared_size"] = stored.size
+        parts = stored.parts if isinstance(stored, VerifiedObject) else ()
+        if parts:
+            facts.update(part_size=parts[0].size, part_count=len(parts))
     claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
-        status=MediaStatus.UPLOADED, etag=stored.etag, size=stored.size, version=F("version") + 1, updated_at=now
+        status=MediaStatus.UPLOADED,
+        etag=stored.etag,
+        size=stored.size,
+        version=F("version") + 1,
+        updated_at=now,
+        **facts,
     )
     if claimed:
         Event.objects.create(
@@ -373,12 +441,34 @@ def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str)
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
 
 
-def _complete_at_storage(media: MediaUpload, storage: StorageBackend) -> None:
+def _complete_at_storage(
+    media: MediaUpload, storage: StorageBackend, claimed_parts: Sequence[ClaimedPart] | None
+) -> list[StoredPart]:
+    """Completes at storage with storage's own part list, once it passes the rules; returns
+    the parts used (none when an earlier call completed it)."""
     plan = media_plan(media)
     try:
         stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
     except UploadNotFound:
-        return  # completed earlier (or aborted): the HEAD that follows tells which
+        return []  # completed earlier (or aborted): the HEAD that follows tells which
+    if claimed_parts is not None:
+        _check_claimed_parts(stored, claimed_parts)
+    parts = _open_upload_parts(media, stored) if plan is None else _planned_parts(plan, stored)
+    try:
+        _storage_call(
+            storage.complete_multipart, key=media.object_key, upload_id=media.multipart_upload_id, parts=parts
+        )
+    except UploadNotFound:
+        return []  # a concurrent completion won the race
+    except PartsRejected as exc:
+        raise PartsMismatch(
+            "A part changed at storage while completing; check progress and complete again.",
+            details={"reason": str(exc), "numParts": len(parts)},
+        ) from exc
+    return parts
+
+
+def _planned_parts(plan: PartPlan, stored: list[StoredPart]) -> list[StoredPart]:
     by_number = {p.part_number: p for p in stored}
     missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
     wrong = [
@@ -391,18 +481,60 @@ def _complete_at_storage(media: MediaUpload, storage: StorageBackend) -> None:
             f"{len(missing)} part(s) missing and {len(wrong)} of the wrong size at storage.",
             details={"missingParts": missing, "wrongSizeParts": wrong, "numParts": plan.part_count},
         )
-    parts = [by_number[n] for n in range(1, plan.part_count + 1)]
-    try:
-        _storage_call(
-            storage.complete_multipart, key=media.object_key, upload_id=media.multipart_upload_id, parts=parts
-        )
-    except UploadNotFound:
-        return  # a concurrent completion won the race
-    except PartsRejected as exc:
+    return [by_number[n] for n in range(1, plan.part_count + 1)]
+
+
+def _open_upload_parts(media: MediaUpload, stored: list[StoredPart]) -> list[StoredPart]:
+    """An upload without a plan is judged by what storage holds, by S3's rules made explicit
+    (clear errors instead of S3's EntityTooSmall): parts 1..N without a gap, each but the last
+    at least the minimum part size, and the whole within the tenant's limit for its kind."""
+    if not stored:
+        raise PartsMismatch("No part is at storage yet.", details={"missingParts": [1], "numParts": 0})
+    numbers = {p.part_number for p in stored}
+    last = max(numbers)
+    missing = [n for n in range(1, last + 1) if n not in numbers]
+    too_small = [
+        {"partNumber": p.part_number, "size": p.size, "minSize": settings.UPLOADS_MIN_PART_SIZE}
+        for p in stored
+        if p.part_number != last and p.size < settings.UPLOADS_MIN_PART_SIZE
+    ]
+    if missing or too_small:
         raise PartsMismatch(
-            "A part changed at storage while completing; check progress and complete again.",
-            details={"reason": str(exc), "numParts": plan.part_count},
-        ) from exc
+            f"{len(missing)} part(s) missing and {len(too_small)} below the minimum part size at storage.",
+            details={"missingParts": missing, "tooSmallParts": too_small, "numParts": last},
+        )
+    total = sum(p.size for p in stored)
+    limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
+    if total > limit:
+        raise TooLarge(
+            f"A {media.kind} may be at most {limit} bytes; storage holds {total} for this upload.",
+            details={"maxBytes": limit, "size": total},
+        )
+    return sorted(stored, key=lambda p: p.part_number)
+
+
+def _check_claimed_parts(stored: list[StoredPart], claimed: Sequence[ClaimedPart]) -> None:
+    """The client's part list must be storage's, ETag for ETag: a client that thinks it sent
+    other bytes than storage holds (a part re-sent in between, a lost response) is told so
+    rather than given an object it did not mean."""
+    at_storage = {p.part_number: _bare_etag(p.etag) for p in stored}
+    said = {p.part_number: _bare_etag(p.etag) for p in claimed}
+    if len(said) != len(claimed):
+        raise InvalidInput("Each part number may appear once.", details={"field": "parts"})
+    differing = sorted(n for n in at_storage.keys() | said.keys() if at_storage.get(n) != said.get(n))
+    if differing:
+        raise PartsMismatch(
+            f"{len(differing)} part(s) differ from what storage holds; list the parts and complete again.",
+            details={
+                "differingParts": differing,
+                "storedParts": [{"partNumber": p.part_number, "etag": p.etag, "size": p.size} for p in stored],
+            },
+        )
+
+
+def _bare_etag(etag: str) -> str:
+    """S3 quotes ETags; Uppy strips the quotes before it sends them back."""
+    return etag.strip().strip('"')
 
 
 def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: StorageBackend) -> None:
@@ -464,7 +596,8 @@ def media_release(*, media: MediaUpload) -> None:
     MediaUpload.objects.filter(pk=media.pk).update(released_at=media.released_at)
 
 
-def _open_multipart_plan(media: MediaUpload) -> PartPlan:
+def _open_multipart_plan(media: MediaUpload) -> PartPlan | None:
+    """The plan of a multipart upload that still takes parts (None: an open upload, no plan)."""
     if media.strategy != Strategy.MULTIPART:
         raise Conflict(
             f"Upload {media.media_id} is a single PUT and has no parts.", details={"strategy": media.strategy}

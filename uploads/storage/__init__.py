@@ -8,6 +8,7 @@ from django.conf import settings
 from uploads.storage.base import (
     MAX_SINGLE_PUT_BYTES,
     PartsRejected,
+    SignedPost,
     SignedRequest,
     StorageBackend,
     StorageError,
@@ -23,6 +24,7 @@ __all__ = [
     "LocalStorage",
     "PartsRejected",
     "S3Storage",
+    "SignedPost",
     "SignedRequest",
     "StorageBackend",
     "StorageError",

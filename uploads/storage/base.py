@@ -18,6 +18,16 @@ class SignedRequest:
 
 
 @dataclass(frozen=True)
+class SignedPost:
+    """An HTML-form upload (S3's presigned POST): send `fields`, then the file as the last field
+    named `file`, as multipart/form-data to `url`. The policy inside bounds key, type and size."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredPart:
     part_number: int
     size: int
@@ -49,11 +59,20 @@ class StorageBackend(Protocol):
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest: ...
 
+    def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
+        """A form upload creating `key` with 1 to `max_bytes` bytes of `content_type`: for
+        clients that cannot declare a size up front (stock Uppy), the size rule travels in the
+        policy and storage enforces it."""
+        ...
+
     def create_multipart(self, *, key: str, content_type: str) -> str: ...
 
     def presign_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int
-    ) -> SignedRequest: ...
+        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
+    ) -> SignedRequest:
+        """`size` None: any part up to S3's 5 GiB limit (clients that choose their own part
+        size); the parts are then checked at completion instead."""
+        ...
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         """Every part storage holds, all pages, ordered by part number. Raises UploadNotFound."""

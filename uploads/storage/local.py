@@ -7,7 +7,7 @@ Layout under the root:
   multipart/<uploadId>/upload.json   an open multipart upload (+ <uploadId>.lock beside it)
   multipart/<uploadId>/<NNNNN>.<md5> its parts: the name carries the ETag, so a part and its
                                      ETag are replaced together by one atomic rename
-  tmp/                               single PUTs and assemblies in flight
+  tmp/                               single PUTs, form POSTs and assemblies in flight
 """
 
 import fcntl
@@ -17,8 +17,9 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -30,6 +31,7 @@ from uploads.errors import AlreadyStored, InvalidInput, LengthRequired, TooLarge
 from uploads.storage.base import (
     MAX_SINGLE_PUT_BYTES,
     PartsRejected,
+    SignedPost,
     SignedRequest,
     StorageError,
     StoredObject,
@@ -45,6 +47,16 @@ class Readable(Protocol):
 
 
 _SALT = "uploads.storage.local.put"
+_POST_SALT = "uploads.storage.local.post"
+
+
+@dataclass(frozen=True)
+class PostPolicy:
+    """What a verified form POST may store: S3's policy conditions, as the local backend signs them."""
+
+    key: str
+    content_type: str
+    max_bytes: int
 
 
 class LocalStorage:
@@ -59,8 +71,22 @@ class LocalStorage:
         headers = {"Content-Type": content_type, "If-None-Match": "*"}  # as S3 signs it: create only
         return self._sign({"k": key, "c": content_type, "s": size}, expires_in, headers)
 
-    def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
+    def presign_part(
+        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
+    ) -> SignedRequest:
+        # size None: any part up to 5 GiB, as S3 allows a part URL signed without ContentLength.
         return self._sign({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
+
+    def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
+        """S3's form upload, signed by the portal: `policy` binds key, type, size range and expiry,
+        as S3's policy document does; the form's own key and Content-Type must repeat them."""
+        expires = int(time.time()) + expires_in
+        policy = signing.dumps({"k": key, "c": content_type, "m": max_bytes, "e": expires}, salt=_POST_SALT)
+        return SignedPost(
+            url=reverse("local-storage-post"),
+            fields={"key": key, "Content-Type": content_type, "policy": policy},
+            expires_at=datetime.fromtimestamp(expires, UTC),
+        )
 
     def _sign(self, claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
         expires = int(time.time()) + expires_in
@@ -170,6 +196,33 @@ class LocalStorage:
             tmp.unlink(missing_ok=True)
             raise TooLarge("The request body is longer than its Content-Length.")
         return tmp, md5.hexdigest()
+
+    # --- receiving a form POST ---------------------------------------------------------------
+    def verify_post_policy(self, fields: Mapping[str, str]) -> PostPolicy:
+        """Checks a form's fields as S3 checks a presigned POST before it reads the file: the
+        policy's signature and expiry, and that the form's key and Content-Type are the signed
+        ones. Field names are case-insensitive, as S3 reads them."""
+        by_name = {name.lower(): value for name, value in fields.items()}
+        try:
+            claims: dict[str, Any] = signing.loads(by_name.get("policy", ""), salt=_POST_SALT)
+        except signing.BadSignature:
+            raise UrlInvalid("This upload form is not valid: its policy is missing or not signed here.") from None
+        if claims["e"] < time.time():
+            raise UrlExpired("This upload form has expired; ask for a fresh one.")
+        if by_name.get("key") != claims["k"]:
+            raise UrlInvalid("The form's key is not the one its policy signs.", details={"field": "key"})
+        content_type = by_name.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != claims["c"]:
+            raise UrlInvalid(
+                f"This form is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
+            )
+        return PostPolicy(key=claims["k"], content_type=claims["c"], max_bytes=claims["m"])
+
+    def open_incoming(self, policy: PostPolicy) -> "IncomingObject":
+        """Somewhere to stream a form's file to, bounded by its policy; publish() stores it."""
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return IncomingObject(self, policy, tmp_dir / f".tmp-{secrets.token_hex(8)}")
 
     # --- multipart -------------------------------------------------------------------------
     def create_multipart(self, *, key: str, content_type: str) -> str:
@@ -307,6 +360,54 @@ class LocalStorage:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class IncomingObject:
+    """A form POST's file on its way to disk: hashed as it arrives, refused the moment it passes
+    the policy's size (S3's EntityTooLarge), published create-only like a single PUT."""
+
+    def __init__(self, storage: LocalStorage, policy: PostPolicy, tmp: Path) -> None:
+        self.storage = storage
+        self.policy = policy
+        self.tmp = tmp
+        self.size = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._out: IO[bytes] | None = open(tmp, "wb")  # noqa: SIM115 -- closed by publish() or discard()
+
+    def write(self, chunk: bytes) -> None:
+        assert self._out is not None
+        if self.size + len(chunk) > self.policy.max_bytes:
+            self.discard()
+            raise TooLarge(
+                f"This form takes at most {self.policy.max_bytes} bytes.",
+                details={"maxBytes": self.policy.max_bytes},
+            )
+        self._out.write(chunk)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+
+    def publish(self) -> str:
+        """Stores the object under the policy's key unless one is stored; returns its quoted ETag."""
+        assert self._out is not None
+        if self.size < 1:  # content-length-range starts at 1, as S3's EntityTooSmall
+            self.discard()
+            raise InvalidInput("The file is empty.", details={"field": "file", "minBytes": 1})
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+        finally:
+            self._out.close()
+            self._out = None
+        etag = f'"{self._md5.hexdigest()}"'
+        stored = StoredObject(size=self.size, etag=etag, content_type=self.policy.content_type)
+        self.storage._publish(self.tmp, self.policy.key, stored, create_only=True)
+        return etag
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def _append(source: Path, out: IO[bytes]) -> int:

@@ -13,7 +13,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from storages.backends.s3 import S3Storage as DjangoS3Storage
 
-from uploads.storage.base import PartsRejected, SignedRequest, StorageError, StoredObject, StoredPart, UploadNotFound
+from uploads.storage.base import (
+    PartsRejected,
+    SignedPost,
+    SignedRequest,
+    StorageError,
+    StoredObject,
+    StoredPart,
+    UploadNotFound,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,14 +53,31 @@ class S3Storage:
             params["ContentLength"] = size
         return self._presign("put_object", params, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
 
-    def presign_part(self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int) -> SignedRequest:
-        params = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "UploadId": upload_id,
-            "PartNumber": part_number,
-            "ContentLength": size,
-        }
+    def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
+        # S3 itself refuses a file outside content-length-range (EntityTooLarge/EntityTooSmall)
+        # or of another Content-Type, so the size rule holds without the client declaring one.
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in,
+        )
+        # Form clients (Uppy) report `url + key` as the object's location: the bucket URL must
+        # end with '/', which boto3's path-style URL does not.
+        url = post["url"] if post["url"].endswith("/") else post["url"] + "/"
+        return SignedPost(
+            url=url,
+            fields={k: str(v) for k, v in post["fields"].items()},
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+        )
+
+    def presign_part(
+        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
+    ) -> SignedRequest:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number}
+        if size is not None:
+            params["ContentLength"] = size
         return self._presign("upload_part", params, expires_in, {})
 
     def _presign(
@@ -141,3 +166,88 @@ def _addressing_style() -> str | None:
     if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
         return None
     return "virtual"
+
+
+# --- bucket set-up (manage.py s3_setup_bucket) ----------------------------------------------------
+CORS_RULE_ID = "portal-browser-uploads"
+LIFECYCLE_RULE_ID = "portal-abort-incomplete-multipart"
+ABORT_INCOMPLETE_AFTER_DAYS = 8  # a backstop one day beyond the portal's own 7-day resume window
+# The headers the portal's URLs are signed with: Content-Type and If-None-Match on single PUTs;
+# part PUTs and form POSTs (multipart/form-data, a CORS "simple" request) need none of their own.
+CORS_ALLOWED_HEADERS = ["Content-Type", "If-None-Match"]
+CORS_MAX_AGE_SECONDS = 3600
+
+
+def setup_bucket(*, bucket: str, region: str, origins: Sequence[str]) -> list[str]:
+    """Writes what browsers uploading straight to the bucket need: a CORS rule (PUT and POST from
+    `origins`, the signed headers, ETag exposed, since multipart completion needs every part's
+    ETag) and a lifecycle rule aborting incomplete multipart uploads. Rules are merged by ID, so
+    other CORS and lifecycle rules stay; running it again changes nothing. Returns what it did,
+    one line per rule."""
+    client = S3Storage(bucket=bucket, region=region).client
+    cors_rule: dict[str, Any] = {
+        "ID": CORS_RULE_ID,
+        "AllowedMethods": ["PUT", "POST"],
+        "AllowedOrigins": sorted({o.rstrip("/") for o in origins}),
+        "AllowedHeaders": CORS_ALLOWED_HEADERS,
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": CORS_MAX_AGE_SECONDS,
+    }
+    lifecycle_rule: dict[str, Any] = {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_AFTER_DAYS},
+    }
+    done: list[str] = []
+    with _translated_errors():
+        cors_rules = _existing_rules(
+            lambda: client.get_bucket_cors(Bucket=bucket)["CORSRules"], "NoSuchCORSConfiguration"
+        )
+        merged, changed = _merged(cors_rules, cors_rule)
+        if changed:
+            client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": merged})  # type: ignore[typeddict-item]
+        done.append(
+            f"CORS rule {CORS_RULE_ID} {'written' if changed else 'unchanged'}: PUT, POST from "
+            f"{', '.join(cors_rule['AllowedOrigins']) or '(no origin)'}; headers {', '.join(CORS_ALLOWED_HEADERS)}; "
+            f"exposes ETag"
+        )
+        lifecycle_rules = _existing_rules(
+            lambda: client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"], "NoSuchLifecycleConfiguration"
+        )
+        merged, changed = _merged(lifecycle_rules, lifecycle_rule)
+        if changed:
+            client.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={"Rules": merged},  # type: ignore[typeddict-item]
+            )
+        done.append(
+            f"Lifecycle rule {LIFECYCLE_RULE_ID} {'written' if changed else 'unchanged'}: incomplete multipart "
+            f"uploads aborted {ABORT_INCOMPLETE_AFTER_DAYS} days after they began"
+        )
+    return done
+
+
+def _existing_rules(read: Any, missing_code: str) -> list[dict[str, Any]]:
+    try:
+        return list(read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == missing_code:
+            return []
+        raise
+
+
+def _merged(rules: list[dict[str, Any]], rule: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """`rules` with `rule` in place of the one with its ID (or added); and whether that changed
+    anything. S3 echoes a rule with fields of its own (an empty Prefix, say), so a rule counts as
+    unchanged when every field we set reads back the same."""
+    current = next((r for r in rules if r.get("ID") == rule["ID"]), None)
+    unchanged = current is not None and all(_same(current.get(k), v) for k, v in rule.items())
+    others = [r for r in rules if r.get("ID") != rule["ID"]]
+    return [*others, rule], not unchanged
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b))
+    return bool(a == b)
