@@ -33,6 +33,8 @@ run: $(BIN)/.installed-run
 	@echo "  An API key:   $(BIN)/python manage.py create_tenant tenant_demo --name 'Demo'"
 	@echo "                $(BIN)/python manage.py create_api_key tenant_demo   (the key is the last line)"
 	@echo "                add --role pipeline for the key the processing pipeline reports status with"
+	@echo "  Upload page:  http://$(HOST):$(PORT)/upload/   (staff: sign in to the admin first)"
+	@echo "  Upload link:  $(BIN)/python manage.py create_upload_link tenant_demo artisan_1   (for an artisan's phone)"
 	@echo "  API docs:     http://$(HOST):$(PORT)/v1/docs/"
 	@echo "  Queues:       $(BIN)/python manage.py local_queue   (processing; --topic status for status updates)"
 	@echo "  Sweep:        $(BIN)/python manage.py sweep --dry-run"
@@ -56,7 +58,7 @@ typecheck: $(BIN)/.installed
 # Uppy and axe-core they load) when missing.
 pytest: $(BIN)/.installed
 	tests/browser/setup.sh
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/api_throughput.py

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +115,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise looks there first (empty until collectstatic)
+# WhiteNoise serves static files from the web process. Straight from the apps' static folders
+# unless `manage.py collectstatic` has filled STATIC_ROOT (production: run it at deploy time and
+# set WHITENOISE_USE_FINDERS=0).
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", default=True)
 
 # Where the portal is reached from outside: upload links printed by `create_upload_link` start
 # with it. The admin builds them from the request instead.
