@@ -110,3 +110,22 @@ class ArtisanMismatch(TenantMismatch):
     """An upload link's session acts for its own artisan only."""
 
     code = "artisan_mismatch"
+
+
+class NotAuthenticated(DomainError):
+    """No session (staff login or upload link) where one is needed."""
+
+    status_code = 401
+    code = "not_authenticated"
+
+
+class CrossSiteRefused(DomainError):
+    """A request whose Origin (or Sec-Fetch-Site) is not this site: the stand-in for a CSRF
+    token on routes whose stock client (Uppy) cannot send one."""
+
+    status_code = 403
+    code = "cross_site_refused"
+
+
+class MalformedBody(InvalidInput):
+    code = "malformed_request"

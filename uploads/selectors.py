@@ -8,7 +8,7 @@ from django.db.models import Model, Prefetch, QuerySet, Sum
 
 from tenants.models import Tenant
 from uploads.errors import NotFound
-from uploads.models import MediaUpload, Submission
+from uploads.models import MediaUpload, Strategy, Submission
 
 M = TypeVar("M", bound=Model)
 
@@ -52,4 +52,24 @@ def media_get(*, tenant: Tenant, media_id: str, artisan_id: str | None = None) -
     )
     if media is None:
         raise NotFound(f"No upload {media_id!r}.", details={"mediaId": media_id})
+    return media
+
+
+def media_get_multipart(*, tenant: Tenant, upload_id: str, key: str, artisan_id: str | None = None) -> MediaUpload:
+    """A multipart upload named the way S3 clients (Uppy) name it, by upload id and key. Both
+    must belong to one upload of this caller's: a guessed, foreign or mismatched pair is
+    answered exactly like a missing one, so a client can only ever touch its own uploads."""
+    media = (
+        _scoped(
+            MediaUpload.objects.filter(
+                submission__tenant=tenant, object_key=key, strategy=Strategy.MULTIPART, multipart_upload_id=upload_id
+            ),
+            artisan_id,
+            "submission__artisan_id",
+        )
+        .select_related("submission", "submission__tenant")
+        .first()
+    )
+    if media is None or not upload_id:
+        raise NotFound("No such multipart upload.", details={"uploadId": upload_id, "key": key})
     return media

@@ -1,9 +1,10 @@
-"""Where the local backend's signed URLs point (unused on S3, whose URLs point at the bucket)."""
+"""Where the local backend's signed URLs and forms point (unused on S3, whose URLs point at the bucket)."""
 
 from django.urls import path
 
-from uploads.storage_views import local_put
+from uploads.storage_views import local_post, local_put
 
 urlpatterns = [
     path("put/<str:token>", local_put, name="local-storage-put"),
+    path("post/", local_post, name="local-storage-post"),
 ]

@@ -1,35 +1,156 @@
-"""The local backend's receiving end: where its signed URLs point. Plain Django, not DRF: the
-body is raw bytes streamed to disk, never parsed or held in memory."""
+"""The local backend's receiving end: where its signed URLs and forms point. Plain Django, not
+DRF: bodies are streamed to disk, never held in memory. It answers CORS for the origins in
+UPLOADS_CORS_ORIGINS as the bucket's CORS rule does on S3 (`manage.py s3_setup_bucket`)."""
 
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
+
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.exceptions import error_body
-from uploads.errors import DomainError, InvalidInput, NotFound, StorageUnavailable
+from uploads.errors import CrossSiteRefused, DomainError, InvalidInput, NotFound, StorageUnavailable
 from uploads.storage import LocalStorage, StorageError, UploadNotFound, get_storage
+from uploads.storage.local import IncomingObject
+
+P = ParamSpec("P")
+View = Callable[Concatenate[HttpRequest, P], HttpResponse]
+
+CORS_METHODS = ("PUT", "POST")
+# The headers the local backend's URLs are signed with (as on S3): the rest need no preflight.
+CORS_ALLOWED_HEADERS = ("Content-Type", "If-None-Match")
+CORS_MAX_AGE_SECONDS = 3600
+
+
+def storage_cors(view: View[P]) -> View[P]:
+    """Answers preflights for the configured origins and lets their pages read the answer's
+    ETag; any other origin gets no CORS header at all (its preflight a 403), so the browser
+    keeps it out. Same-origin requests need none of this."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        allowed = origin if origin is not None and origin in settings.UPLOADS_CORS_ORIGINS else None
+        if request.method == "OPTIONS":
+            wanted = request.headers.get("Access-Control-Request-Method", "")
+            if allowed is None or wanted not in CORS_METHODS:
+                return _error(CrossSiteRefused("This origin may not upload here.", details={"origin": origin}))
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
+            response["Access-Control-Allow-Headers"] = ", ".join(CORS_ALLOWED_HEADERS)
+            response["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
+        else:
+            response = view(request, *args, **kwargs)
+        if allowed is not None:
+            response["Access-Control-Allow-Origin"] = allowed
+            response["Access-Control-Expose-Headers"] = "ETag"
+        response["Vary"] = "Origin"
+        return response
+
+    return wrapped
 
 
 @csrf_exempt
+@storage_cors
 def local_put(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "PUT":  # answered in the API's error shape, not Django's empty 405
-        refusal = JsonResponse(
-            error_body("method_not_allowed", f"Method {request.method} not allowed; PUT the bytes."), status=405
-        )
-        refusal["Allow"] = "PUT"
-        return refusal
+        return _method_not_allowed(request, "PUT")
     try:
         etag = _receive(request, token)
     except DomainError as exc:
-        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        return _error(exc)
     response = HttpResponse(status=200)
     response["ETag"] = etag
     return response
 
 
+@csrf_exempt
+@storage_cors
+def local_post(request: HttpRequest) -> HttpResponse:
+    """S3's form upload (presigned POST), as Uppy sends it: the signed fields, then `file`.
+    Answers 204 with the ETag, as S3 does."""
+    if request.method != "POST":
+        return _method_not_allowed(request, "POST")
+    try:
+        storage = _local_storage()
+        incoming = _receive_form(request, storage)
+        try:
+            etag = incoming.publish()
+        except (StorageError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+    except DomainError as exc:
+        refusal = _error(exc)
+        if exc.status_code == 413:  # the rest of the body is left unread: do not reuse the connection
+            refusal["Connection"] = "close"
+        return refusal
+    response = HttpResponse(status=204)
+    response["ETag"] = etag
+    response["Location"] = request.build_absolute_uri(reverse("local-storage-post")) + incoming.policy.key
+    return response
+
+
+class PolicyBoundFileHandler(FileUploadHandler):
+    """Streams a form's `file` straight into the storage's tmp dir while hashing it, after
+    checking the policy among the fields before it (S3 also reads the form in order), and stops
+    reading the moment the file passes the policy's size: memory and disk stay bounded whatever
+    a client sends."""
+
+    def __init__(self, storage: LocalStorage, fields: Callable[[], Mapping[str, Any]]) -> None:
+        super().__init__()
+        self.storage = storage
+        self.fields = fields
+        self.incoming: IncomingObject | None = None
+
+    def new_file(self, field_name: str, *args: Any, **kwargs: Any) -> None:
+        if field_name != "file" or self.incoming is not None:
+            raise InvalidInput("Send one file, in a field named file, after the other fields.")
+        policy = self.storage.verify_post_policy({name: str(value) for name, value in self.fields().items()})
+        self.incoming = self.storage.open_incoming(policy)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        assert self.incoming is not None
+        self.incoming.write(raw_data)  # raises TooLarge past the policy's size, discarding the file
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the file stays with this handler, not in request.FILES
+
+    def discard(self) -> None:
+        if self.incoming is not None:
+            self.incoming.discard()
+
+
+def _receive_form(request: HttpRequest, storage: LocalStorage) -> IncomingObject:
+    if request.content_type != "multipart/form-data":
+        raise InvalidInput("Send the form as multipart/form-data.", details={"contentType": request.content_type})
+    parser: MultiPartParser | None = None
+
+    def fields_so_far() -> Mapping[str, Any]:
+        # Django's parser builds the form's fields in this attribute as it reads them; the
+        # handler needs the ones before the file to know the policy before the file's bytes.
+        return getattr(parser, "_post", {})
+
+    handler = PolicyBoundFileHandler(storage, fields_so_far)
+    try:
+        parser = MultiPartParser(request.META, request, [handler], request.encoding)  # type: ignore[arg-type]
+        parser.parse()
+    except MultiPartParserError as exc:
+        handler.discard()
+        raise InvalidInput(f"The form could not be read: {exc}") from exc
+    except BaseException:
+        handler.discard()
+        raise
+    if handler.incoming is None:
+        raise InvalidInput("The form has no file field.", details={"field": "file"})
+    return handler.incoming
+
+
 def _receive(request: HttpRequest, token: str) -> str:
-    storage = get_storage()
-    if not isinstance(storage, LocalStorage):
-        raise NotFound("Local storage is not in use.")
+    storage = _local_storage()
     raw_length = request.META.get("CONTENT_LENGTH") or None
     content_length = None
     if raw_length is not None:
@@ -48,3 +169,22 @@ def _receive(request: HttpRequest, token: str) -> str:
         raise NotFound("This multipart upload no longer exists (completed or aborted).") from None
     except (StorageError, OSError) as exc:  # a full or failing disk is ours, not the client's
         raise StorageUnavailable(str(exc)) from exc
+
+
+def _local_storage() -> LocalStorage:
+    storage = get_storage()
+    if not isinstance(storage, LocalStorage):
+        raise NotFound("Local storage is not in use.")
+    return storage
+
+
+def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
+    refusal = JsonResponse(
+        error_body("method_not_allowed", f"Method {request.method} not allowed; {allowed} the bytes."), status=405
+    )
+    refusal["Allow"] = allowed
+    return refusal
+
+
+def _error(exc: DomainError) -> JsonResponse:
+    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)

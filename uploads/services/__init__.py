@@ -1,6 +1,7 @@
 """Business rules of uploads. Entry points (views, admin, commands, tasks) call these."""
 
 from uploads.services.media import (
+    ClaimedPart,
     InitiatedUpload,
     SignedPart,
     UploadProgress,
@@ -15,8 +16,10 @@ from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
 from uploads.services.submissions import submission_complete, submission_reprocess
 from uploads.services.sweeps import SweepReport, sweep_expired
+from uploads.services.uppy import media_initiate_uppy, uppy_meta_value
 
 __all__ = [
+    "ClaimedPart",
     "InitiatedUpload",
     "PipelineReport",
     "SignedPart",
@@ -25,6 +28,7 @@ __all__ = [
     "media_abort",
     "media_complete",
     "media_initiate",
+    "media_initiate_uppy",
     "media_progress",
     "media_record_part",
     "media_sign_parts",
@@ -36,4 +40,5 @@ __all__ = [
     "submission_record_pipeline_event",
     "submission_reprocess",
     "sweep_expired",
+    "uppy_meta_value",
 ]
