@@ -257,7 +257,7 @@ class RequestLog:
 def log_requests(context: BrowserContext) -> RequestLog:
     """Starts logging the requests of every page of `context` (a reload keeps counting)."""
     log = RequestLog()
-    context.on("request", log.requests.append)
+    context.on("request", lambda request: log.requests.append(request))
     return log
 
 

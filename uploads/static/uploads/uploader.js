@@ -78,6 +78,7 @@ export class Upload extends EventTarget {
     this._queue = []; // part numbers still to send, lowest first
     this._urls = new Map(); // part number -> {url, headers, expiresAt (ms)}
     this._inflight = new Map(); // part number -> {xhr, loaded}
+    this._taken = new Set(); // parts workers hold (off the queue, not yet stored)
     this._doneBytes = 0;
     this._signing = null; // {numbers: Set, promise}: the sign request in flight
     this._offlineWait = null;
@@ -282,7 +283,12 @@ export class Upload extends EventTarget {
       await this._gate();
       const n = this._queue.shift();
       if (n === undefined) return;
-      await this._sendPart(n);
+      this._taken.add(n);
+      try {
+        await this._sendPart(n);
+      } finally {
+        this._taken.delete(n);
+      }
     }
   }
 
@@ -341,7 +347,10 @@ export class Upload extends EventTarget {
       if (this._signing) await this._signing.promise.catch(() => {});
       if (this._urls.has(n) && this._urls.get(n).expiresAt - Date.now() > this.options.urlMarginMs) continue;
       const stale = (m) => !this._urls.has(m) || this._urls.get(m).expiresAt - Date.now() <= this.options.urlMarginMs;
-      const numbers = [n, ...this._queue.filter((m) => m !== n && stale(m))].slice(0, this.options.signBatch);
+      // This part, the parts other workers are about to send, then the queue in order: one
+      // request signs what the next few seconds need.
+      const wanted = new Set([n, ...[...this._taken].sort((a, b) => a - b), ...this._queue]);
+      const numbers = [...wanted].filter((m) => m === n || stale(m)).slice(0, this.options.signBatch);
       const promise = this._sign(numbers);
       this._signing = { numbers: new Set(numbers), promise };
       try {

@@ -1,0 +1,244 @@
+"""The upload page in Chromium: it sends a photo and a description to storage (local or S3) the
+way the server plans, survives reloads, expired URLs, failing PUTs and lost networks, pauses and
+cancels, and is usable on a phone and by a screen reader."""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, Request, Route, expect
+
+from tests.browser.conftest import (
+    MIB,
+    MakeFile,
+    RequestLog,
+    ServerBucket,
+    axe_violations,
+    log_requests,
+    open_upload_page,
+)
+from uploads.models import MediaKind, MediaStatus, MediaUpload
+
+pytestmark = pytest.mark.slow  # TODO: pytest.mark.browser once the marker is registered
+
+PHOTO_SIZE = 40 * MIB  # 40 parts of 1 MiB (conftest's part settings)
+SMALL_PHOTO_SIZE = 12 * MIB  # 12 parts: enough for the failure tests, and quicker
+AUDIO_SIZE = 300_000  # below the 8 MiB threshold: one PUT
+JPEG = b"\xff\xd8\xff\xe0"
+OGG = b"OggS"
+STORAGE_PUT = "**/storage/put/**"  # the local backend's signed URLs
+UPLOAD_TIMEOUT_MS = 60_000
+
+
+# --- driving the page ------------------------------------------------------------------------
+def start_for_artisan(page: Page, artisan_id: str = "art_1") -> None:
+    page.fill("#artisan", artisan_id)
+    page.press("#artisan", "Tab")  # `change` fires when the field is left
+
+
+def choose_photo(page: Page, path: Path) -> None:
+    page.set_input_files("#photo-file", path)
+
+
+def choose_audio(page: Page, path: Path) -> None:
+    page.set_input_files("#audio-file", path)
+
+
+def expect_uploaded(page: Page, kind: str) -> None:
+    expect(page.locator(f"#{kind}-card")).to_have_attribute("data-state", "done", timeout=UPLOAD_TIMEOUT_MS)
+
+
+def send(page: Page, language: str = "hi") -> None:
+    page.select_option("#language", language)
+    page.click("#send")
+
+
+def expect_stage(page: Page, stage: str) -> None:
+    expect(page.locator("#result")).to_have_attribute("data-stage", stage, timeout=UPLOAD_TIMEOUT_MS)
+
+
+def media(kind: str) -> MediaUpload:
+    return MediaUpload.objects.select_related("submission").get(kind=kind, status=MediaStatus.UPLOADED)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_object(key: str) -> bytes:
+    return (Path(settings.UPLOADS_LOCAL_ROOT) / "objects" / key).read_bytes()
+
+
+# --- which part each storage PUT carried -----------------------------------------------------
+class PartLedger:
+    """URL -> part number of every URL the server signed for the page (the parts endpoint and
+    the resume view), read as each answer arrives (a reload discards response bodies)."""
+
+    def __init__(self, page: Page) -> None:
+        self.urls: dict[str, int] = {}
+        page.on("requestfinished", self._record)
+
+    def _record(self, request: Request) -> None:
+        signing = request.method == "POST" and request.url.endswith("/parts")
+        if "/v1/catalog/uploads/med_" not in request.url or not (signing or request.method == "GET"):
+            return
+        response = request.response()
+        if response is None or response.status != 200:
+            return
+        body = response.json()
+        for part in body["parts"] if signing else body.get("pendingPartUrls", []):
+            self.urls[part["url"]] = part["partNumber"]
+
+    def part_puts(self, log: RequestLog) -> list[tuple[int, Request]]:
+        """The multipart PUTs in the log, in order, with their part numbers."""
+        return [(self.urls[r.url], r) for r in log.storage_puts() if r.url in self.urls]
+
+
+@pytest.fixture
+def ledger(page: Page) -> PartLedger:
+    return PartLedger(page)
+
+
+def signed_numbers(request: Request) -> list[int]:
+    numbers: list[int] = json.loads(request.post_data or "{}")["partNumbers"]
+    return numbers
+
+
+class Gate:
+    """Routes storage PUTs: lets the first `allow` through, then holds the rest unanswered (as
+    a stalled network would) until released."""
+
+    def __init__(self, page: Page, allow: int, pattern: str = STORAGE_PUT) -> None:
+        self.page, self.allow, self.pattern = page, allow, pattern
+        self.passed: list[Request] = []
+        self.finished: list[Request] = []
+        self.held: list[Route] = []
+        page.on("requestfinished", lambda r: self.finished.append(r) if r in self.passed else None)
+        page.route(pattern, self._handle)
+
+    def _handle(self, route: Route) -> None:
+        if len(self.passed) < self.allow:
+            self.passed.append(route.request)
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def wait(self, *, finished: int, held: int) -> None:
+        deadline = time.monotonic() + UPLOAD_TIMEOUT_MS / 1000
+        while len(self.finished) < finished or len(self.held) < held:
+            assert time.monotonic() < deadline, (len(self.finished), len(self.held))
+            self.page.wait_for_timeout(20)
+
+    def open(self) -> None:
+        """Lets every later request through. Held ones stay unanswered: unrouting would let
+        them go on, and a test holds them to see what a page does that never got answers."""
+        self.allow = 1_000_000
+
+
+# --- uploads reach storage intact ------------------------------------------------------------
+def test_page_uploads_photo_and_audio_to_local_storage_byte_identical(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger, page_errors: list[str]
+) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", PHOTO_SIZE, head=JPEG)
+    audio = make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG)
+    start_for_artisan(page)
+    started = time.monotonic()
+    choose_photo(page, photo)
+    choose_audio(page, audio)
+    expect_uploaded(page, "photo")
+    seconds = time.monotonic() - started
+    expect_uploaded(page, "audio")
+    send(page)
+    expect_stage(page, "queued")
+
+    photo_media, audio_media = media(MediaKind.PHOTO), media(MediaKind.AUDIO)
+    assert photo_media.submission_id == audio_media.submission_id  # one trackingId for both
+    assert (photo_media.strategy, photo_media.part_count) == ("multipart", 40)
+    assert audio_media.strategy == "single"
+    assert sha256(local_object(photo_media.object_key)) == sha256(photo.read_bytes())
+    assert sha256(local_object(audio_media.object_key)) == sha256(audio.read_bytes())
+    assert sorted(n for n, _ in ledger.part_puts(request_log)) == list(range(1, 41))  # each part once
+    assert len(request_log.part_signings()) == 2  # signed in batches of 20, on demand
+    assert page.locator("#tracking-id").text_content() == photo_media.submission.tracking_id
+    assert not page_errors
+    print(f"\n40 MiB photo to local storage: {seconds:.2f} s, {PHOTO_SIZE / seconds / 1e6:.1f} MB/s")
+
+
+def test_page_uploads_photo_and_audio_to_s3_byte_identical(
+    s3_bucket: ServerBucket, staff_page: Page, make_file: MakeFile, request_log: RequestLog, page_errors: list[str]
+) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", PHOTO_SIZE, head=JPEG)
+    audio = make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG)
+    start_for_artisan(page)
+    started = time.monotonic()
+    choose_photo(page, photo)
+    choose_audio(page, audio)
+    expect_uploaded(page, "photo")
+    seconds = time.monotonic() - started
+    expect_uploaded(page, "audio")
+    send(page)
+    expect_stage(page, "queued")
+
+    photo_media, audio_media = media(MediaKind.PHOTO), media(MediaKind.AUDIO)
+    assert sha256(s3_bucket.object_bytes(photo_media.object_key)) == sha256(photo.read_bytes())
+    assert sha256(s3_bucket.object_bytes(audio_media.object_key)) == sha256(audio.read_bytes())
+    # The bytes went straight to the bucket, across origins (CORS), never through the portal.
+    puts = request_log.storage_puts()
+    assert len(puts) == 41 and all(p.url.startswith(s3_bucket.endpoint) for p in puts)
+    assert not page_errors
+    print(f"\n40 MiB photo to S3 (moto server): {seconds:.2f} s, {PHOTO_SIZE / seconds / 1e6:.1f} MB/s")
+
+
+# --- resuming --------------------------------------------------------------------------------
+def test_reload_mid_upload_then_same_file_sends_only_missing_parts(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
+) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    gate = Gate(page, allow=10)
+    choose_photo(page, photo)
+    gate.wait(finished=10, held=4)  # 10 parts stored, 4 more in flight (held), when the page reloads
+    page.reload()
+    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    first_load = ledger.part_puts(request_log)
+    request_log.clear()
+    gate.open()
+    start_for_artisan(page)
+    choose_photo(page, photo)
+    expect_uploaded(page, "photo")
+    second_load = ledger.part_puts(request_log)
+
+    stored_first = {n for n, r in first_load if r in gate.finished}
+    assert len(first_load) == 14 and len(stored_first) == 10
+    assert sorted(n for n, _ in second_load) == sorted(set(range(1, 41)) - stored_first)
+    assert len(first_load) + len(second_load) == 40 + 4  # every part once, plus the 4 cut off
+    photo_media = media(MediaKind.PHOTO)
+    assert sha256(local_object(photo_media.object_key)) == sha256(photo.read_bytes())
+
+
+def test_a_file_of_another_size_starts_over(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
+) -> None:
+    page = staff_page
+    start_for_artisan(page)
+    gate = Gate(page, allow=3)
+    choose_photo(page, make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG))
+    gate.wait(finished=3, held=4)
+    page.reload()
+    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    request_log.clear()
+    gate.open()
+    # Same name, another size: another file, not a resume.
+    other = make_file("product.jpg", SMALL_PHOTO_SIZE + 1, seed=9, head=JPEG)
+    start_for_artisan(page)
+    choose_photo(page, other)
+    expect_uploaded(page, "photo")
+    assert len(ledger.part_puts(request_log)) == 13
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(other.read_bytes())
