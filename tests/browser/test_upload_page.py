@@ -4,9 +4,9 @@ cancels, and is usable on a phone and by a screen reader."""
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 from django.conf import settings
@@ -17,9 +17,6 @@ from tests.browser.conftest import (
     MakeFile,
     RequestLog,
     ServerBucket,
-    axe_violations,
-    log_requests,
-    open_upload_page,
 )
 from uploads.models import MediaKind, MediaStatus, MediaUpload
 
@@ -133,6 +130,13 @@ class Gate:
             assert time.monotonic() < deadline, (len(self.finished), len(self.held))
             self.page.wait_for_timeout(20)
 
+    def release(self) -> None:
+        """Sends the held requests on, and every later one."""
+        self.open()
+        held, self.held = self.held, []
+        for route in held:
+            route.continue_()
+
     def open(self) -> None:
         """Lets every later request through. Held ones stay unanswered: unrouting would let
         them go on, and a test holds them to see what a page does that never got answers."""
@@ -242,3 +246,128 @@ def test_a_file_of_another_size_starts_over(
     expect_uploaded(page, "photo")
     assert len(ledger.part_puts(request_log)) == 13
     assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(other.read_bytes())
+
+
+# --- failures the page rides out --------------------------------------------------------------
+def error_json(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "details": {}}})
+
+
+def test_expired_part_url_is_signed_again_and_the_upload_finishes(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
+) -> None:
+    page = staff_page
+    refused: list[Request] = []
+
+    def expire_once(route: Route) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request)  # answered as the local backend answers an expired URL
+        route.fulfill(status=403, content_type="application/json", body=error_json("url_expired", "URL expired."))
+
+    page.route(STORAGE_PUT, expire_once)
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    choose_photo(page, photo)
+    expect_uploaded(page, "photo")
+
+    expired = ledger.urls[refused[0].url]
+    later = request_log.requests[request_log.requests.index(refused[0]) + 1 :]
+    assert any(r in later and signed_numbers(r)[0] == expired for r in request_log.part_signings())
+    sent = sorted(n for n, _ in ledger.part_puts(request_log))
+    assert sent == sorted([*range(1, 13), expired])  # every part once, the refused one twice
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+
+
+def test_failing_part_puts_are_retried_until_they_succeed(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
+) -> None:
+    page = staff_page
+    failed: list[Request] = []
+
+    def flaky(route: Route) -> None:
+        if len(failed) >= 5:
+            route.continue_()
+            return
+        failed.append(route.request)
+        if len(failed) <= 3:  # storage has a bad moment...
+            route.fulfill(status=500, content_type="application/json", body=error_json("internal", "Boom."))
+        else:  # ...then the connection drops
+            route.abort("connectionreset")
+
+    page.route(STORAGE_PUT, flaky)
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    choose_photo(page, photo)
+    expect_uploaded(page, "photo")
+
+    puts = ledger.part_puts(request_log)
+    failed_parts = [ledger.urls[r.url] for r in failed]
+    assert len(puts) == 12 + 5
+    for number in failed_parts:  # each failed part was sent again and made it
+        assert any(n == number and r not in failed for n, r in puts)
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+
+
+def test_going_offline_and_back_resumes_by_itself(staff_page: Page, make_file: MakeFile) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    gate = Gate(page, allow=4)
+    choose_photo(page, photo)
+    gate.wait(finished=4, held=4)
+
+    page.context.set_offline(True)
+    for route in gate.held:  # what the parts in flight meet when the network goes
+        route.abort("internetdisconnected")
+    expect(page.locator("#announce")).to_contain_text("No network — retrying in")
+    expect(page.locator("#network")).to_contain_text(re.compile(r"No network — retrying in \d+ s"))
+    expect(page.locator("#photo-card")).to_have_attribute("data-state", "retrying")
+
+    gate.open()
+    page.context.set_offline(False)
+    expect_uploaded(page, "photo")
+    expect(page.locator("#network")).to_be_hidden()
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+
+
+# --- pause, resume, cancel --------------------------------------------------------------------
+def test_pause_stops_sending_and_resume_finishes(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog
+) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    gate = Gate(page, allow=3)
+    choose_photo(page, photo)
+    gate.wait(finished=3, held=4)
+
+    page.click("#photo-card [data-action=pause]")
+    card = page.locator("#photo-card")
+    expect(card).to_have_attribute("data-state", "paused")
+    expect(page.locator("#photo-text")).to_contain_text("Paused — ")
+    puts_when_paused = len(request_log.storage_puts())
+    page.wait_for_timeout(600)
+    assert len(request_log.storage_puts()) == puts_when_paused  # nothing goes out while paused
+
+    gate.open()
+    page.focus("#photo-card [data-action=resume]")  # by keyboard, as anyone may
+    page.keyboard.press("Enter")
+    expect_uploaded(page, "photo")
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+
+
+def test_cancel_aborts_the_upload_at_the_server(staff_page: Page, make_file: MakeFile) -> None:
+    page = staff_page
+    start_for_artisan(page)
+    gate = Gate(page, allow=2)
+    choose_photo(page, make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG))
+    gate.wait(finished=2, held=4)
+
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click("#photo-card [data-action=cancel]")
+    assert deleted.value.status == 200
+    expect(page.locator("#photo-card")).to_have_attribute("data-state", "cancelled")
+    assert MediaUpload.objects.get(kind=MediaKind.PHOTO).status == MediaStatus.ABORTED
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('catalog-upload:')).length") == 0
