@@ -13,6 +13,7 @@ import os
 # steps and no coroutine ever touches the database. Set before Django sees a query.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
+import io
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.management import call_command
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, sync_playwright
 from pytest_django.live_server_helper import LiveServer
@@ -194,23 +196,10 @@ def link_page(page: Page, tenant: Tenant) -> Page:
 # --- storage -------------------------------------------------------------------------------
 @pytest.fixture
 def s3_bucket(bucket: ServerBucket, server: str) -> ServerBucket:  # noqa: F811  (the imported fixture)
-    """A fresh bucket on the moto server, used by the portal, whose CORS rule lets the page's
-    origin PUT straight to it and read each part's ETag."""
-    # TODO: call the s3_setup_bucket service once it lands, so the test covers the real rule.
-    bucket.client.put_bucket_cors(
-        Bucket=bucket.name,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedMethods": ["PUT", "POST"],
-                    "AllowedOrigins": [server],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 600,
-                }
-            ]
-        },
-    )
+    """A fresh bucket on the moto server, used by the portal, prepared the way an operator
+    prepares one (`manage.py s3_setup_bucket`): its CORS rule lets the page's origin PUT straight
+    to the bucket and read each part's ETag."""
+    call_command("s3_setup_bucket", "--origin", server, stdout=io.StringIO())
     return bucket
 
 

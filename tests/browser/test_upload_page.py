@@ -2,22 +2,33 @@
 way the server plans, survives reloads, expired URLs, failing PUTs and lost networks, pauses and
 cancels, and is usable on a phone and by a screen reader."""
 
+import base64
 import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from playwright.sync_api import Page, Request, Route, expect
 
+from tenants.models import Tenant
 from tests.browser.conftest import (
     MIB,
     MakeFile,
+    NewContext,
     RequestLog,
     ServerBucket,
+    axe_violations,
+    open_upload_link,
+    open_upload_page,
+    sign_in,
 )
+from tests.conftest import client_for
+from tests.helpers import initiate
 from uploads.models import MediaKind, MediaStatus, MediaUpload
 
 pytestmark = pytest.mark.slow  # TODO: pytest.mark.browser once the marker is registered
@@ -371,3 +382,88 @@ def test_cancel_aborts_the_upload_at_the_server(staff_page: Page, make_file: Mak
     expect(page.locator("#photo-card")).to_have_attribute("data-state", "cancelled")
     assert MediaUpload.objects.get(kind=MediaKind.PHOTO).status == MediaStatus.ABORTED
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('catalog-upload:')).length") == 0
+
+
+# --- how it looks, and who can use it -------------------------------------------------------------
+DRAW_PRODUCT = """() => {
+  // A terracotta pot on a table, drawn and encoded by the browser itself.
+  const canvas = Object.assign(document.createElement("canvas"), { width: 480, height: 360 });
+  const g = canvas.getContext("2d");
+  const wall = g.createLinearGradient(0, 0, 0, 360);
+  wall.addColorStop(0, "#efe6d8");
+  wall.addColorStop(1, "#d9c7ad");
+  g.fillStyle = wall;
+  g.fillRect(0, 0, 480, 360);
+  g.fillStyle = "#8a6a4a";
+  g.fillRect(0, 290, 480, 70);
+  g.fillStyle = "#b5562d";
+  g.beginPath();
+  g.moveTo(160, 110); g.lineTo(320, 110); g.lineTo(290, 300); g.lineTo(190, 300); g.closePath();
+  g.fill();
+  g.fillStyle = "#9c4524";
+  g.fillRect(148, 92, 184, 28);
+  g.strokeStyle = "#f3d9a4";
+  g.lineWidth = 6;
+  for (const y of [160, 200, 240]) { g.beginPath(); g.moveTo(175, y); g.lineTo(305, y); g.stroke(); }
+  return canvas.toDataURL("image/jpeg", 0.9);
+}"""
+
+
+def real_jpeg(page: Page) -> bytes:
+    """A small real JPEG to head a test photo, so the page can show a preview: decoders stop at
+    its end marker and ignore the padding after it."""
+    data_url: str = page.evaluate(DRAW_PRODUCT)
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_page_idle_uploading_finished_screenshots_and_no_serious_axe_violations(
+    device: str,
+    new_context: NewContext,
+    staff_user: AbstractBaseUser,
+    tenant: Tenant,
+    server: str,
+    make_file: MakeFile,
+    screenshot: Callable[[Page, str], Path],
+) -> None:
+    # Desktop: a staff operator uploading for an artisan; phone: the artisan, through a link.
+    page = new_context(phone=device == "phone").new_page()
+    if device == "phone":
+        open_upload_link(page, tenant)
+    else:
+        sign_in(page.context, staff_user, server)
+        open_upload_page(page)
+        start_for_artisan(page)
+    assert axe_violations(page) == []
+    screenshot(page, f"upload-{device}-idle")
+
+    gate = Gate(page, allow=15)
+    choose_photo(page, make_file("product.jpg", PHOTO_SIZE, head=real_jpeg(page)))
+    choose_audio(page, make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG))
+    gate.wait(finished=15, held=4)
+    expect_uploaded(page, "audio")
+    page.select_option("#language", "hi")
+    assert page.locator("#photo-progress").evaluate("p => p.value") > 0.3
+    screenshot(page, f"upload-{device}-uploading")
+
+    gate.release()
+    page.click("#send")
+    expect_stage(page, "queued")
+    assert axe_violations(page) == []
+    screenshot(page, f"upload-{device}-finished")
+
+
+def test_upload_link_session_sends_for_its_artisan_only(page: Page, tenant: Tenant, make_file: MakeFile) -> None:
+    other = initiate(client_for(tenant), content_type="image/jpeg", file_size=1000, artisan_id="art_other")
+    open_upload_link(page, tenant, artisan_id="art_link")
+    expect(page.locator("#scope-label")).to_contain_text("art_link")
+    expect(page.locator("#who")).to_be_hidden()  # nothing to type: the link fixes the artisan
+    choose_photo(page, make_file("product.jpg", 300_000, head=JPEG))
+    choose_audio(page, make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG))
+    send(page, "ta")
+    expect_stage(page, "queued")
+    assert media(MediaKind.PHOTO).submission.artisan_id == "art_link"
+
+    # The session's own API calls cannot reach another artisan's submission of the same tenant.
+    status = page.evaluate("id => fetch('/v1/catalog/status/' + id).then(r => r.status)", other["trackingId"])
+    assert status == 404

@@ -153,7 +153,9 @@ class Slot {
     this.section.classList.add("has-file");
     $(`${this.kind}-name`).textContent = recorded ? `Your recording, ${formatBytes(file.size)}` : `${file.name}, ${formatBytes(file.size)}`;
     this.objectUrl = URL.createObjectURL(file);
-    $(this.kind === "photo" ? "photo-preview" : "audio-playback").src = this.objectUrl;
+    const preview = $(this.kind === "photo" ? "photo-preview" : "audio-playback");
+    preview.hidden = false;
+    preview.src = this.objectUrl;
     this.card.hidden = false;
     this.start();
   }
@@ -364,6 +366,8 @@ function lockWho() {
 
 // --- choosing files -------------------------------------------------------------------------
 function setUpInputs() {
+  // A photo the browser cannot show (HEIC on most desktops) still uploads; only the preview goes.
+  $("photo-preview").addEventListener("error", () => ($("photo-preview").hidden = true));
   const wire = (inputId, slot) =>
     $(inputId).addEventListener("change", (event) => {
       const file = event.target.files[0];
@@ -478,6 +482,10 @@ async function withRetry(call) {
 
 function showResult(trackingId) {
   $("upload-form").hidden = true;
+  $("intro").hidden = true;
+  const language = $("language").selectedOptions[0].textContent;
+  $("summary").textContent =
+    `Photo (${formatBytes(photo.file.size)}) and spoken description (${formatBytes(audio.file.size)}) in ${language}.`;
   $("tracking-id").textContent = trackingId;
   const result = $("result");
   result.hidden = false;
@@ -516,15 +524,18 @@ async function watchStatus(trackingId) {
 function renderStage({ stage, message }) {
   const result = $("result");
   result.dataset.stage = stage;
-  $("stage").textContent = STAGE_WORDS[stage] || stage;
-  $("stage-message").textContent = message || "";
+  const words = STAGE_WORDS[stage] || stage;
+  $("stage").textContent = words;
+  // The server's message, unless it only repeats the stage's name.
+  const extra = message && message.replace(/\.$/, "").toLowerCase() !== words.toLowerCase() ? message : "";
+  $("stage-message").textContent = extra ? ` — ${extra}` : "";
   const reached = STAGE_ORDER.indexOf(stage);
   for (const item of $("stages").children) {
     const index = STAGE_ORDER.indexOf(item.dataset.stage);
     item.classList.toggle("reached", reached >= 0 && index <= reached);
     item.classList.toggle("current", index === reached);
   }
-  announce(`Stage: ${STAGE_WORDS[stage] || stage}. ${message || ""}`);
+  announce(`Stage: ${words}.${extra ? " " + extra : ""}`);
   if (stage === "failed") showAlert(`Processing failed: ${message}`);
 }
 
