@@ -23,11 +23,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, ViewportSize, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from tenants.models import Membership, Tenant
@@ -42,13 +41,17 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A fake microphone (a beeping tone) that needs no permission prompt: the recorder is tested
+    # with real MediaRecorder and Web Audio code. Unused until a page asks for a microphone.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "var" / "artifacts" / "screenshots"
 AXE_JS = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 MIB = 1024 * 1024
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 # A generous ceiling for one step (an upload of tens of MiB on a busy 2-core machine), not a sleep.
 STEP_TIMEOUT_MS = 30_000
 
@@ -137,14 +140,14 @@ def page_errors(page: Page) -> list[str]:
 
 # --- who is signed in ----------------------------------------------------------------------
 @pytest.fixture
-def staff_user(tenant: Tenant) -> AbstractBaseUser:
+def staff_user(tenant: Tenant) -> User:
     """A staff operator of tenant_a (and of nothing else)."""
-    user = get_user_model().objects.create_user(username="operator", password="operator-pass", is_staff=True)
+    user = User.objects.create_user(username="operator", password="operator-pass", is_staff=True)
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OPERATOR)
     return user
 
 
-def sign_in(context: BrowserContext, user: AbstractBaseUser, server: str) -> None:
+def sign_in(context: BrowserContext, user: User, server: str) -> None:
     """Gives the context `user`'s session cookie, as if they had logged in through /admin/."""
     client = Client()
     client.force_login(user)
@@ -160,14 +163,14 @@ def open_upload_page(page: Page, path: str = "/upload/") -> Page:
 
 
 @pytest.fixture
-def staff_page(page: Page, staff_user: AbstractBaseUser, server: str) -> Page:
+def staff_page(page: Page, staff_user: User, server: str) -> Page:
     """The upload page, desktop, as a staff operator of tenant_a."""
     sign_in(page.context, staff_user, server)
     return open_upload_page(page)
 
 
 @pytest.fixture
-def staff_phone_page(phone_page: Page, staff_user: AbstractBaseUser, server: str) -> Page:
+def staff_phone_page(phone_page: Page, staff_user: User, server: str) -> Page:
     """The upload page on a 360 px phone, as a staff operator of tenant_a."""
     sign_in(phone_page.context, staff_user, server)
     return open_upload_page(phone_page)

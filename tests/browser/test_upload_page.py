@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from playwright.sync_api import Page, Request, Route, expect
 
-from tenants.models import Tenant
+from tenants.models import ApiKey, Tenant
 from tests.browser.conftest import (
     MIB,
     MakeFile,
@@ -409,6 +409,12 @@ DRAW_PRODUCT = """() => {
 }"""
 
 
+def assert_fits_width(page: Page) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling, on a phone least of all."""
+    width = (page.viewport_size or {"width": 0})["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
 def real_jpeg(page: Page) -> bytes:
     """A small real JPEG to head a test photo, so the page can show a preview: decoders stop at
     its end marker and ignore the padding after it."""
@@ -420,7 +426,7 @@ def real_jpeg(page: Page) -> bytes:
 def test_page_idle_uploading_finished_screenshots_and_no_serious_axe_violations(
     device: str,
     new_context: NewContext,
-    staff_user: AbstractBaseUser,
+    staff_user: User,
     tenant: Tenant,
     server: str,
     make_file: MakeFile,
@@ -435,6 +441,7 @@ def test_page_idle_uploading_finished_screenshots_and_no_serious_axe_violations(
         open_upload_page(page)
         start_for_artisan(page)
     assert axe_violations(page) == []
+    assert_fits_width(page)
     screenshot(page, f"upload-{device}-idle")
 
     gate = Gate(page, allow=15)
@@ -444,6 +451,7 @@ def test_page_idle_uploading_finished_screenshots_and_no_serious_axe_violations(
     expect_uploaded(page, "audio")
     page.select_option("#language", "hi")
     assert page.locator("#photo-progress").evaluate("p => p.value") > 0.3
+    assert_fits_width(page)
     screenshot(page, f"upload-{device}-uploading")
 
     gate.release()
@@ -467,3 +475,33 @@ def test_upload_link_session_sends_for_its_artisan_only(page: Page, tenant: Tena
     # The session's own API calls cannot reach another artisan's submission of the same tenant.
     status = page.evaluate("id => fetch('/v1/catalog/status/' + id).then(r => r.status)", other["trackingId"])
     assert status == 404
+
+    # The page keeps watching beyond queued, as the pipeline reports.
+    tracking_id = media(MediaKind.PHOTO).submission.tracking_id
+    pipeline = client_for(tenant, role=ApiKey.Role.PIPELINE)
+    for event in (
+        {"eventId": "e1", "stage": "processing"},
+        {"eventId": "e2", "stage": "completed", "catalogId": "cat_9"},
+    ):
+        response = pipeline.post(f"/v1/catalog/status/{tracking_id}/events", event, format="json")
+        assert response.status_code == 200, response.content
+    expect_stage(page, "completed")
+    expect(page.locator("#stage")).to_have_text("In the catalogue")
+
+
+def test_recording_with_the_microphone_uploads_it(staff_page: Page) -> None:
+    page = staff_page  # Chromium's fake microphone plays a steady beep
+    start_for_artisan(page)
+    page.click("#record")
+    expect(page.locator("#recording")).to_be_visible()
+    page.wait_for_function("parseFloat(document.getElementById('level').style.width) > 0")  # the meter moves
+    page.wait_for_timeout(1200)
+    page.click("#record")  # now labelled "Stop recording"
+    expect_uploaded(page, "audio")
+    expect(page.locator("#record")).to_have_text("Record again")
+    assert page.locator("#audio-playback").evaluate("a => a.src.startsWith('blob:')")  # can be played back
+
+    recording = MediaUpload.objects.get(kind=MediaKind.AUDIO)
+    data = local_object(recording.object_key)
+    assert recording.content_type == "audio/webm" and data[:4] == b"\x1a\x45\xdf\xa3"  # a WebM (EBML) file
+    assert len(data) > 1000

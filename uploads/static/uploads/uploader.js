@@ -463,7 +463,9 @@ export class Upload extends EventTarget {
   // --- waiting -------------------------------------------------------------------------------
   /** Runs an API call, waiting out lost networks and retrying answers that may change. */
   async _withRetry(call) {
-    for (let attempt = 0; ; ) {
+    let attempt = 0; // answers that may change (5xx, 429)
+    let glitches = 0; // network failures: never fatal, waited out with growing pauses
+    for (;;) {
       await this._gate();
       try {
         return await call();
@@ -471,7 +473,7 @@ export class Upload extends EventTarget {
         this._check();
         if (!(error instanceof ApiError) || !error.retryable) throw error;
         if (error.status !== 0 && ++attempt >= this.options.maxAttempts) throw error;
-        await this._backoff(attempt, error);
+        await this._backoff(error.status === 0 ? ++glitches : attempt, error);
       }
     }
   }
@@ -498,13 +500,14 @@ export class Upload extends EventTarget {
 
   _countdown(delayMs, offline, error) {
     const until = Date.now() + delayMs;
+    const before = this.state === "retrying" ? "uploading" : this.state;
     this._setState("retrying", error.message);
     this.dispatchEvent(new CustomEvent("retry", { detail: { delayMs, until, offline, reason: error.message } }));
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         window.removeEventListener("online", done);
-        if (this.state === "retrying") this._setState("uploading");
+        if (this.state === "retrying") this._setState(before);
         resolve();
       };
       const timer = setTimeout(done, delayMs);
