@@ -232,6 +232,17 @@ def test_an_object_larger_than_the_limit_at_s3_is_refused_at_completion_and_dele
     assert s3.list_objects_v2(Bucket="raw-media-test", Prefix=form["fields"]["key"]).get("KeyCount") == 0
 
 
+def test_an_empty_object_at_s3_is_refused_at_completion(uppy: Client, s3: Any) -> None:
+    """S3 refuses an empty file by the policy's content-length-range; completion refuses one too,
+    should an S3-compatible server (moto) have let it through."""
+    form = signed_form(uppy)
+    assert post_form(form, b"").status_code == 204
+    upload = created(uppy, trackingId=tracking_of(form["fields"]["key"]))
+    assert complete(uppy, upload, upload_parts(uppy, upload, [AUDIO])).status_code == 200
+    refused = v1_complete(uppy, tracking_of(upload["key"]), form["fields"]["key"], upload["key"])
+    assert_error(refused, 409, "object_missing")
+
+
 # --- the local backend's form POST ----------------------------------------------------------------
 def test_local_form_post_over_the_policys_size_is_413_and_stores_nothing(uppy: Client, tenant: Tenant) -> None:
     tenant.max_photo_bytes = len(PHOTO) - 1

@@ -543,6 +543,10 @@ def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: 
             f"No bytes are at storage for {media.object_key} yet.",
             details={"key": media.object_key, "mediaId": media.media_id},
         )
+    if obj.size < 1:  # a form POST's policy refuses an empty file on S3; an S3-compatible server may not
+        raise ObjectMissing(
+            f"Storage holds an empty object for {media.object_key}.", details={"key": media.object_key, "size": 0}
+        )
     if media.declared_size is not None and obj.size != media.declared_size:
         raise ObjectMissing(
             f"Storage holds {obj.size} bytes for {media.object_key}; {media.declared_size} were declared.",
