@@ -30,6 +30,7 @@ from tests.browser.conftest import (
 from tests.conftest import client_for
 from tests.helpers import initiate
 from uploads.models import MediaKind, MediaStatus, MediaUpload
+from uploads.services.media import media_abort
 
 pytestmark = pytest.mark.slow  # TODO: pytest.mark.browser once the marker is registered
 
@@ -257,6 +258,31 @@ def test_a_file_of_another_size_starts_over(
     expect_uploaded(page, "photo")
     assert len(ledger.part_puts(request_log)) == 13
     assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(other.read_bytes())
+
+
+def test_a_remembered_upload_aborted_since_starts_over(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
+) -> None:
+    page = staff_page
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    gate = Gate(page, allow=3)
+    choose_photo(page, photo)
+    gate.wait(finished=3, held=4)
+    page.reload()
+    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    request_log.clear()
+    gate.open()
+    gone = MediaUpload.objects.get(kind=MediaKind.PHOTO)
+    media_abort(media=gone, actor="test")  # as the expiry sweep or another tab would
+
+    start_for_artisan(page)
+    choose_photo(page, photo)
+    expect_uploaded(page, "photo")
+    assert sorted(n for n, _ in ledger.part_puts(request_log)) == list(range(1, 13))  # all of it, afresh
+    fresh = media(MediaKind.PHOTO)
+    assert fresh.media_id != gone.media_id
+    assert sha256(local_object(fresh.object_key)) == sha256(photo.read_bytes())
 
 
 # --- failures the page rides out --------------------------------------------------------------
