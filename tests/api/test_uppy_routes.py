@@ -330,6 +330,29 @@ def test_status_reports_an_uppy_upload_before_and_after_completion(uppy: Client)
     assert (file["status"], file["fileSize"], file["bytesRecorded"]) == ("uploaded", len(AUDIO), len(AUDIO))
 
 
+def test_the_v1_part_endpoints_serve_an_uppy_upload_without_a_plan(uppy: Client, other_uppy: Client) -> None:
+    upload = created(uppy)
+    media = MediaUpload.objects.get(object_key=upload["key"])
+    signed = uppy.post(f"/v1/catalog/uploads/{media.media_id}/parts", {"partNumbers": [1, 10000]}, "application/json")
+    assert signed.status_code == 200, signed.content
+    assert [(p["partNumber"], p["size"]) for p in signed.json()["parts"]] == [(1, None), (10000, None)]
+    data = payload(PART + 3, seed=8)
+    etag = put_bytes(signed.json()["parts"][0]["url"], data).headers["ETag"]
+    noted = uppy.put(
+        f"/v1/catalog/uploads/{media.media_id}/parts/1", {"etag": etag, "size": len(data)}, "application/json"
+    )
+    assert noted.status_code == 200, noted.content
+    assert_error(
+        uppy.post(f"/v1/catalog/uploads/{media.media_id}/parts", {"partNumbers": [10001]}, "application/json"), 400
+    )
+    assert_error(
+        other_uppy.post(f"/v1/catalog/uploads/{media.media_id}/parts", {"partNumbers": [1]}, "application/json"), 404
+    )
+    done = uppy.post(f"/v1/catalog/uploads/{media.media_id}/complete")
+    assert done.status_code == 200, done.content
+    assert object_bytes(upload["key"]) == data
+
+
 def test_the_v1_complete_finishes_an_uppy_multipart_upload_uppy_never_completed(uppy: Client, backend: str) -> None:
     form = signed_form(uppy)
     post_form(form, PHOTO)
