@@ -1,7 +1,6 @@
 """Business rules of uploads. Entry points (views, admin, commands, tasks) call these."""
 
 from uploads.services.media import (
-    ClaimedPart,
     InitiatedUpload,
     SignedPart,
     UploadProgress,
@@ -13,6 +12,7 @@ from uploads.services.media import (
     media_sign_parts,
 )
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
+from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
 from uploads.services.submissions import submission_complete, submission_reprocess
 from uploads.services.sweeps import SweepReport, sweep_expired

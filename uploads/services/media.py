@@ -39,6 +39,7 @@ from uploads.models import (
     new_tracking_id,
 )
 from uploads.plan import PartPlan, plan_parts
+from uploads.services.parts import ClaimedPart, parts_check_claimed, parts_of_open_upload, parts_of_planned_upload
 from uploads.services.stages import submission_advance
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
@@ -72,14 +73,6 @@ class SignedPart:
     part_number: int
     size: int | None  # None: an open upload's part, any size up to 5 GiB
     request: SignedRequest
-
-
-@dataclass(frozen=True)
-class ClaimedPart:
-    """A part as a client says it sent it (Uppy's completion body)."""
-
-    part_number: int
-    etag: str
 
 
 @dataclass(frozen=True)
@@ -452,8 +445,12 @@ def _complete_at_storage(
     except UploadNotFound:
         return []  # completed earlier (or aborted): the HEAD that follows tells which
     if claimed_parts is not None:
-        _check_claimed_parts(stored, claimed_parts)
-    parts = _open_upload_parts(media, stored) if plan is None else _planned_parts(plan, stored)
+        parts_check_claimed(stored=stored, claimed=claimed_parts)
+    if plan is None:
+        limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
+        parts = parts_of_open_upload(stored=stored, max_bytes=limit, kind=media.kind)
+    else:
+        parts = parts_of_planned_upload(plan=plan, stored=stored)
     try:
         _storage_call(
             storage.complete_multipart, key=media.object_key, upload_id=media.multipart_upload_id, parts=parts
@@ -466,75 +463,6 @@ def _complete_at_storage(
             details={"reason": str(exc), "numParts": len(parts)},
         ) from exc
     return parts
-
-
-def _planned_parts(plan: PartPlan, stored: list[StoredPart]) -> list[StoredPart]:
-    by_number = {p.part_number: p for p in stored}
-    missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
-    wrong = [
-        {"partNumber": p.part_number, "expectedSize": plan.size_of(p.part_number), "size": p.size}
-        for p in stored
-        if p.part_number <= plan.part_count and p.size != plan.size_of(p.part_number)
-    ]
-    if missing or wrong:
-        raise PartsMismatch(
-            f"{len(missing)} part(s) missing and {len(wrong)} of the wrong size at storage.",
-            details={"missingParts": missing, "wrongSizeParts": wrong, "numParts": plan.part_count},
-        )
-    return [by_number[n] for n in range(1, plan.part_count + 1)]
-
-
-def _open_upload_parts(media: MediaUpload, stored: list[StoredPart]) -> list[StoredPart]:
-    """An upload without a plan is judged by what storage holds, by S3's rules made explicit
-    (clear errors instead of S3's EntityTooSmall): parts 1..N without a gap, each but the last
-    at least the minimum part size, and the whole within the tenant's limit for its kind."""
-    if not stored:
-        raise PartsMismatch("No part is at storage yet.", details={"missingParts": [1], "numParts": 0})
-    numbers = {p.part_number for p in stored}
-    last = max(numbers)
-    missing = [n for n in range(1, last + 1) if n not in numbers]
-    too_small = [
-        {"partNumber": p.part_number, "size": p.size, "minSize": settings.UPLOADS_MIN_PART_SIZE}
-        for p in stored
-        if p.part_number != last and p.size < settings.UPLOADS_MIN_PART_SIZE
-    ]
-    if missing or too_small:
-        raise PartsMismatch(
-            f"{len(missing)} part(s) missing and {len(too_small)} below the minimum part size at storage.",
-            details={"missingParts": missing, "tooSmallParts": too_small, "numParts": last},
-        )
-    total = sum(p.size for p in stored)
-    limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
-    if total > limit:
-        raise TooLarge(
-            f"A {media.kind} may be at most {limit} bytes; storage holds {total} for this upload.",
-            details={"maxBytes": limit, "size": total},
-        )
-    return sorted(stored, key=lambda p: p.part_number)
-
-
-def _check_claimed_parts(stored: list[StoredPart], claimed: Sequence[ClaimedPart]) -> None:
-    """The client's part list must be storage's, ETag for ETag: a client that thinks it sent
-    other bytes than storage holds (a part re-sent in between, a lost response) is told so
-    rather than given an object it did not mean."""
-    at_storage = {p.part_number: _bare_etag(p.etag) for p in stored}
-    said = {p.part_number: _bare_etag(p.etag) for p in claimed}
-    if len(said) != len(claimed):
-        raise InvalidInput("Each part number may appear once.", details={"field": "parts"})
-    differing = sorted(n for n in at_storage.keys() | said.keys() if at_storage.get(n) != said.get(n))
-    if differing:
-        raise PartsMismatch(
-            f"{len(differing)} part(s) differ from what storage holds; list the parts and complete again.",
-            details={
-                "differingParts": differing,
-                "storedParts": [{"partNumber": p.part_number, "etag": p.etag, "size": p.size} for p in stored],
-            },
-        )
-
-
-def _bare_etag(etag: str) -> str:
-    """S3 quotes ETags; Uppy strips the quotes before it sends them back."""
-    return etag.strip().strip('"')
 
 
 def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: StorageBackend) -> None:
