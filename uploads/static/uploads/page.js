@@ -100,8 +100,9 @@ const network = {
   },
 };
 window.addEventListener("offline", () => {
-  network.show("No network — the upload goes on by itself when the network is back.");
-  announce("No network. The upload goes on by itself when the network is back.");
+  const busy = slots.some((slot) => slot.busy);
+  network.show(busy ? "No network — the upload goes on by itself when the network is back." : "No network right now.");
+  announce(busy ? "No network. The upload goes on by itself when the network is back." : "No network right now.");
 });
 window.addEventListener("online", () => {
   network.hide();
