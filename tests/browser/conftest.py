@@ -10,7 +10,8 @@ import os
 # Playwright's sync API runs an asyncio event loop in the main thread, where the tests run too.
 # Django then takes every ORM call of a test for a call from async code and raises
 # SynchronousOnlyOperation, although the test is plain synchronous code between Playwright
-# steps and no coroutine ever touches the database. Set before Django sees a query.
+# steps and no coroutine ever touches the database. Set before Django sees a query; it holds for
+# the rest of the pytest process (only a safety check is lifted: no test here runs async code).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 import io

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, Request, Route, expect
 
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, Membership, Tenant
 from tests.browser.conftest import (
     MIB,
     MakeFile,
@@ -513,6 +513,21 @@ def test_upload_link_session_sends_for_its_artisan_only(page: Page, tenant: Tena
         assert response.status_code == 200, response.content
     expect_stage(page, "completed")
     expect(page.locator("#stage")).to_have_text("In the catalogue")
+
+
+def test_staff_of_two_tenants_upload_for_the_tenant_they_choose(
+    page: Page, staff_user: User, other_tenant: Tenant, server: str, make_file: MakeFile
+) -> None:
+    Membership.objects.create(user=staff_user, tenant=other_tenant, role=Membership.Role.OPERATOR)
+    sign_in(page.context, staff_user, server)
+    open_upload_page(page)
+    page.select_option("#tenant", "tenant_b")
+    start_for_artisan(page, "art_b")
+    choose_photo(page, make_file("product.jpg", 300_000, head=JPEG))
+    expect_uploaded(page, "photo")
+    expect(page.locator("#tenant")).to_be_disabled()  # fixed once a file is on its way
+    submission = media(MediaKind.PHOTO).submission
+    assert (submission.tenant_id, submission.artisan_id) == ("tenant_b", "art_b")
 
 
 def test_recording_with_the_microphone_uploads_it(staff_page: Page) -> None:
