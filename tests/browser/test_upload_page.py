@@ -84,8 +84,8 @@ def local_object(key: str) -> bytes:
 
 # --- which part each storage PUT carried -----------------------------------------------------
 class PartLedger:
-    """URL -> part number of every URL the server signed for the page (the parts endpoint and
-    the resume view), read as each answer arrives (a reload discards response bodies)."""
+    """URL -> part number of every part URL the server signed for the page (the parts endpoint
+    and the resume view), read as each answer arrives (a reload discards response bodies)."""
 
     def __init__(self, page: Page) -> None:
         self.urls: dict[str, int] = {}
@@ -99,7 +99,9 @@ class PartLedger:
         if response is None or response.status != 200:
             return
         body = response.json()
-        for part in body["parts"] if signing else body.get("pendingPartUrls", []):
+        if not signing and body["strategy"] != "multipart":
+            return  # a single PUT's fresh URL: not a part
+        for part in body["parts"] if signing else body["pendingPartUrls"]:
             self.urls[part["url"]] = part["partNumber"]
 
     def part_puts(self, log: RequestLog) -> list[tuple[int, Request]]:
@@ -290,31 +292,39 @@ def error_json(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message, "details": {}}})
 
 
-def test_expired_part_url_is_signed_again_and_the_upload_finishes(
+def test_expired_urls_are_signed_again_and_the_uploads_finish(
     staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
 ) -> None:
     page = staff_page
-    refused: list[Request] = []
+    refused: dict[str, Request] = {}  # the first PUT of a part and of a single upload
 
-    def expire_once(route: Route) -> None:
-        if refused:
+    def expire_first(route: Route) -> None:
+        kind = "single" if route.request.headers.get("if-none-match") == "*" else "part"
+        if kind in refused:
             route.continue_()
             return
-        refused.append(route.request)  # answered as the local backend answers an expired URL
+        refused[kind] = route.request  # answered as the local backend answers an expired URL
         route.fulfill(status=403, content_type="application/json", body=error_json("url_expired", "URL expired."))
 
-    page.route(STORAGE_PUT, expire_once)
+    page.route(STORAGE_PUT, expire_first)
     photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    audio = make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG)
     start_for_artisan(page)
     choose_photo(page, photo)
+    choose_audio(page, audio)
     expect_uploaded(page, "photo")
+    expect_uploaded(page, "audio")
 
-    expired = ledger.urls[refused[0].url]
-    later = request_log.requests[request_log.requests.index(refused[0]) + 1 :]
+    # The part: signed again through the parts endpoint, sent again, and every part once besides.
+    expired = ledger.urls[refused["part"].url]
+    later = request_log.requests[request_log.requests.index(refused["part"]) + 1 :]
     assert any(r in later and signed_numbers(r)[0] == expired for r in request_log.part_signings())
-    sent = sorted(n for n, _ in ledger.part_puts(request_log))
-    assert sent == sorted([*range(1, 13), expired])  # every part once, the refused one twice
+    assert sorted(n for n, _ in ledger.part_puts(request_log)) == sorted([*range(1, 13), expired])
+    # The single PUT: a fresh URL from the upload's resume view.
+    later = request_log.requests[request_log.requests.index(refused["single"]) + 1 :]
+    assert any(r.method == "GET" and r.url.endswith("?urls=1") for r in later)
     assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+    assert sha256(local_object(media(MediaKind.AUDIO).object_key)) == sha256(audio.read_bytes())
 
 
 def test_failing_part_puts_are_retried_until_they_succeed(

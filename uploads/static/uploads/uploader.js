@@ -295,7 +295,7 @@ export class Upload extends EventTarget {
   async _sendPart(n) {
     let attempt = 0; // answers that may change (5xx, 429)
     let glitches = 0; // network failures while the browser thinks it is online
-    let resigned = false;
+    let refusals = 0; // 403s in a row
     for (;;) {
       await this._gate();
       const signed = await this._urlFor(n);
@@ -307,12 +307,13 @@ export class Upload extends EventTarget {
         this._check();
         if (error instanceof Interrupted) continue; // paused: wait at the gate, then send again
         if (error.status === 412 && this.plan.strategy === "single") return this._partDone(n, null);
-        if (error.status === 403 && !resigned) {
-          // Expired (or otherwise refused) URL: sign it again; a fresh URL refused too is fatal.
+        if (error.status === 403 && ++refusals <= 2) {
+          // An expired URL (a long pause, a skewed clock): sign it again. A fresh URL refused
+          // again means storage will not take this part: that is for the user to see.
           this._urls.delete(n);
-          resigned = true;
           continue;
         }
+        refusals = 0;
         if (!error.retryable) throw error;
         if (error.status !== 0 && ++attempt >= this.options.maxAttempts) throw error;
         await this._backoff(error.status === 0 ? ++glitches : attempt, error);
