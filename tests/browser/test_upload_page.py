@@ -32,7 +32,7 @@ from tests.helpers import initiate
 from uploads.models import MediaKind, MediaStatus, MediaUpload
 from uploads.services.media import media_abort
 
-pytestmark = pytest.mark.slow  # TODO: pytest.mark.browser once the marker is registered
+pytestmark = pytest.mark.browser
 
 PHOTO_SIZE = 40 * MIB  # 40 parts of 1 MiB (conftest's part settings)
 SMALL_PHOTO_SIZE = 12 * MIB  # 12 parts: enough for the failure tests, and quicker

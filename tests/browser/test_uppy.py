@@ -26,7 +26,7 @@ from tests.helpers import object_bytes
 from uploads.models import MediaStatus, MediaUpload
 from uploads.storage.s3 import setup_bucket
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = pytest.mark.browser
 
 UPPY_BUNDLE = Path(__file__).resolve().parent / "node_modules" / "uppy" / "dist" / "uppy.min.mjs"
 BIG = 120 * MIB  # above Uppy's 100 MiB multipart threshold: 24 parts of Uppy's own 5 MiB

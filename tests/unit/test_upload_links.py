@@ -136,7 +136,11 @@ def test_an_operator_creates_a_link_in_the_admin_and_sees_its_url_once(tenant: T
     response = client.post("/admin/tenants/uploadlink/add/", form, follow=True)
     assert response.status_code == 200
     link = UploadLink.objects.get()
-    assert (link.artisan_id, link.note, link.created_by.username) == ("art_5", "WhatsApp to Meena", "op")
+    assert (link.artisan_id, link.note, link.created_by) == (
+        "art_5",
+        "WhatsApp to Meena",
+        User.objects.get(username="op"),
+    )
     shown = [str(m) for m in response.context["messages"]]
     url = next(m for m in shown if "/upload/link#" in m).split(": ", 1)[1]
     assert urlsplit(url).netloc == "testserver"

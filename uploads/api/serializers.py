@@ -173,7 +173,9 @@ class CompleteOutput(serializers.Serializer):
 class SignedPartOutput(serializers.Serializer):
     partNumber = serializers.IntegerField(source="part_number")
     url = AbsoluteUrlField(source="request.url")
-    size = serializers.IntegerField()
+    size = serializers.IntegerField(
+        allow_null=True, help_text="The exact Content-Length the URL is signed for; null when any size is allowed."
+    )
     expiresAt = serializers.DateTimeField(source="request.expires_at")
     headers = serializers.DictField(source="request.headers", child=serializers.CharField())
 
