@@ -158,10 +158,9 @@ class Gate:
 
 
 # --- uploads reach storage intact ------------------------------------------------------------
-def test_page_uploads_photo_and_audio_to_local_storage_byte_identical(
-    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger, page_errors: list[str]
-) -> None:
-    page = staff_page
+def send_product(page: Page, make_file: MakeFile) -> tuple[Path, Path, float]:
+    """A 40 MiB photo and an audio file chosen, uploaded and sent, as a person does it; returns
+    the two files and the seconds the photo took."""
     photo = make_file("product.jpg", PHOTO_SIZE, head=JPEG)
     audio = make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG)
     start_for_artisan(page)
@@ -173,6 +172,14 @@ def test_page_uploads_photo_and_audio_to_local_storage_byte_identical(
     expect_uploaded(page, "audio")
     send(page)
     expect_stage(page, "queued")
+    return photo, audio, seconds
+
+
+def test_page_uploads_photo_and_audio_to_local_storage_byte_identical(
+    staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger, page_errors: list[str]
+) -> None:
+    page = staff_page
+    photo, audio, seconds = send_product(page, make_file)
 
     photo_media, audio_media = media(MediaKind.PHOTO), media(MediaKind.AUDIO)
     assert photo_media.submission_id == audio_media.submission_id  # one trackingId for both
@@ -191,17 +198,7 @@ def test_page_uploads_photo_and_audio_to_s3_byte_identical(
     s3_bucket: ServerBucket, staff_page: Page, make_file: MakeFile, request_log: RequestLog, page_errors: list[str]
 ) -> None:
     page = staff_page
-    photo = make_file("product.jpg", PHOTO_SIZE, head=JPEG)
-    audio = make_file("description.ogg", AUDIO_SIZE, seed=2, head=OGG)
-    start_for_artisan(page)
-    started = time.monotonic()
-    choose_photo(page, photo)
-    choose_audio(page, audio)
-    expect_uploaded(page, "photo")
-    seconds = time.monotonic() - started
-    expect_uploaded(page, "audio")
-    send(page)
-    expect_stage(page, "queued")
+    photo, audio, seconds = send_product(page, make_file)
 
     photo_media, audio_media = media(MediaKind.PHOTO), media(MediaKind.AUDIO)
     assert sha256(s3_bucket.object_bytes(photo_media.object_key)) == sha256(photo.read_bytes())
