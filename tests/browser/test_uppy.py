@@ -19,10 +19,10 @@ from playwright.sync_api import Page
 
 from portal import urls as portal_urls
 from tenants.models import Tenant
-from tests.api.test_uppy_routes import created, staff_client
 from tests.browser.conftest import MIB, MakeFile, RequestLog, ServerBucket, sign_in
 from tests.conftest import REGION
 from tests.helpers import object_bytes
+from tests.uppy_client import created, staff_client
 from uploads.models import MediaStatus, MediaUpload
 from uploads.storage.s3 import setup_bucket
 

@@ -11,9 +11,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from tenants.models import Tenant
-from tests.api.test_uppy_routes import complete, created, sign, signed_form, staff_client, tracking_of, v1_complete
 from tests.helpers import PART, PHOTO, payload, s3_multipart_etag
 from tests.integration.conftest import ServerBucket
+from tests.uppy_client import complete, created, sign, signed_form, staff_client, tracking_of, v1_complete
 from uploads.storage.s3 import LIFECYCLE_RULE_ID
 
 APP = "https://app.example"
