@@ -11,7 +11,7 @@ from tests.conftest import put_bytes
 from tests.helpers import MULTIPART_SIZE, complete_body, uploaded_submission
 from uploads.errors import UploadClosed
 from uploads.models import MediaUpload, OutboxMessage, Submission
-from uploads.services.media import media_finish_at_storage, media_mark_uploaded
+from uploads.services.completion import media_finish_at_storage, media_mark_uploaded
 from uploads.storage import LocalStorage, get_storage
 
 

@@ -30,7 +30,7 @@ from tests.browser.conftest import (
 from tests.conftest import client_for
 from tests.helpers import initiate
 from uploads.models import MediaKind, MediaStatus, MediaUpload
-from uploads.services.media import media_abort
+from uploads.services.closing import media_abort
 
 pytestmark = pytest.mark.browser
 

@@ -78,7 +78,7 @@ def test_single_put_cut_short_before_its_metadata_can_be_sent_again(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as failing:
-        failing.setattr(local, "_write_json_atomic", disk_full)
+        failing.setattr(local, "write_json_atomic", disk_full)
         with pytest.raises(OSError):
             storage.receive_put(
                 token=token, body=io.BytesIO(b"first"), content_length=5, content_type="image/jpeg", if_none_match="*"

@@ -1,11 +1,11 @@
 """Business rules of uploads. Entry points (views, admin, commands, tasks) call these."""
 
+from uploads.services.closing import media_abort
+from uploads.services.completion import media_complete
 from uploads.services.media import (
     InitiatedUpload,
     SignedPart,
     UploadProgress,
-    media_abort,
-    media_complete,
     media_initiate,
     media_progress,
     media_record_part,

@@ -1,4 +1,5 @@
-"""Services for one file's journey into storage: initiate, sign, record, inspect, complete, abort.
+"""Services for one file's journey into storage: initiate, sign, record, inspect. Completing it
+is in uploads.services.completion, closing it (abort, expiry) in uploads.services.closing.
 
 Storage calls happen outside database transactions (a slow S3 must not hold row locks); the
 database then changes with a conditional UPDATE, so a repeat or a concurrent call is harmless."""
@@ -10,7 +11,6 @@ from typing import ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -18,8 +18,6 @@ from uploads.errors import (
     Conflict,
     InvalidInput,
     NotFound,
-    ObjectMissing,
-    PartsMismatch,
     StorageUnavailable,
     TooLarge,
     UploadClosed,
@@ -39,16 +37,12 @@ from uploads.models import (
     new_tracking_id,
 )
 from uploads.plan import PartPlan, plan_parts
-from uploads.services.parts import ClaimedPart, parts_check_claimed, parts_of_open_upload, parts_of_planned_upload
 from uploads.services.stages import submission_advance
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
-    PartsRejected,
     SignedPost,
     SignedRequest,
-    StorageBackend,
     StorageError,
-    StoredObject,
     StoredPart,
     UploadNotFound,
     get_storage,
@@ -73,14 +67,6 @@ class SignedPart:
     part_number: int
     size: int | None  # None: an open upload's part, any size up to 5 GiB
     request: SignedRequest
-
-
-@dataclass(frozen=True)
-class VerifiedObject(StoredObject):
-    """An object completion found at storage as declared, and the parts it was assembled from
-    (empty for a single PUT, or when an earlier call completed it)."""
-
-    parts: tuple[StoredPart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,7 +146,7 @@ def media_initiate(
     )
     storage = get_storage()
     upload_id = (
-        _storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if multipart else ""
+        storage_call(storage.create_multipart, key=key, content_type=media_type.content_type) if multipart else ""
     )
     now = timezone.now()
     try:
@@ -279,11 +265,11 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
         part, _ = UploadPart.objects.update_or_create(
             media=media, part_number=part_number, defaults={"size": size, "etag": etag}
         )
-        _submission_uploading(media.submission_id, actor)
+        submission_uploading(media.submission_id, actor)
     return part
 
 
-def _submission_uploading(submission_id: int, actor: str) -> None:
+def submission_uploading(submission_id: int, actor: str) -> None:
     """The first sign of bytes moves a submission from initiated to uploading, once. Runs in
     the caller's transaction, beside the change that is that sign."""
     submission_advance(
@@ -334,7 +320,7 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
     storage = get_storage()
     if media.strategy == Strategy.SINGLE:
         # A single PUT is a one-part upload: part 1 is pending until the whole object is stored.
-        obj = _storage_call(storage.head, key=media.object_key)
+        obj = storage_call(storage.head, key=media.object_key)
         done = obj is not None and media.declared_size in (None, obj.size)
         return UploadProgress(
             media=media,
@@ -344,10 +330,10 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
         )
     plan = media_plan(media)
     try:
-        stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
+        stored = storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
     except UploadNotFound:
         # Completed at storage but the response was lost before we recorded it, or aborted.
-        obj = _storage_call(storage.head, key=media.object_key)
+        obj = storage_call(storage.head, key=media.object_key)
         done = obj is not None and (plan is None or obj.size == plan.file_size)
         pending = [] if done or plan is None else list(range(1, plan.part_count + 1))
         return UploadProgress(
@@ -368,179 +354,19 @@ def _progress_at_storage(media: MediaUpload) -> UploadProgress:
     )
 
 
-def media_complete(
-    *, media: MediaUpload, actor: str, claimed_parts: Sequence[ClaimedPart] | None = None
-) -> MediaUpload:
-    """Checks storage (not the client) and records the file as uploaded. Idempotent, also when
-    storage completed an earlier call whose response was lost. `claimed_parts`: the parts the
-    client believes it sent (Uppy sends them); each must be what storage holds."""
-    if media.status == MediaStatus.UPLOADED:
-        return media
-    stored = media_finish_at_storage(media=media, claimed_parts=claimed_parts)
-    with transaction.atomic():
-        media_mark_uploaded(media=media, stored=stored, actor=actor)
-    return media
-
-
-def media_finish_at_storage(
-    *, media: MediaUpload, claimed_parts: Sequence[ClaimedPart] | None = None
-) -> VerifiedObject:
-    """The storage half of completion: completes a multipart upload and checks the object is
-    there as declared. Changes no row, so a caller can verify several files before recording any."""
-    _require_pending(media)
-    storage = get_storage()
-    parts: list[StoredPart] = []
-    if media.strategy == Strategy.MULTIPART:
-        parts = _complete_at_storage(media, storage, claimed_parts)
-    stored = _storage_call(storage.head, key=media.object_key)
-    _check_stored_object(media, stored, storage)
-    assert stored is not None
-    return VerifiedObject(size=stored.size, etag=stored.etag, content_type=stored.content_type, parts=tuple(parts))
-
-
-def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str) -> None:
-    """The database half; runs inside the caller's transaction. A concurrent completion may
-    have recorded it first (fine); a concurrent abort wins (UploadClosed). An open multipart
-    upload gets the size and parts it turned out to have, for triage."""
-    now = timezone.now()
-    facts: dict[str, int] = {}
-    if media.strategy == Strategy.MULTIPART and media.part_count is None:
-        facts["declared_size"] = stored.size
-        parts = stored.parts if isinstance(stored, VerifiedObject) else ()
-        if parts:
-            facts.update(part_size=parts[0].size, part_count=len(parts))
-    claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
-        status=MediaStatus.UPLOADED,
-        etag=stored.etag,
-        size=stored.size,
-        version=F("version") + 1,
-        updated_at=now,
-        **facts,
-    )
-    if claimed:
-        Event.objects.create(
-            submission_id=media.submission_id,
-            media=media,
-            actor=actor,
-            action="media.uploaded",
-            details={"size": stored.size, "etag": stored.etag},
-        )
-        _submission_uploading(media.submission_id, actor)
-    media.refresh_from_db()
-    if media.status != MediaStatus.UPLOADED:
-        # Aborted (or expired) while we completed it at storage: the object we just made or
-        # checked belongs to nobody, so it goes, as the abort meant it to.
-        _storage_call(get_storage().delete, key=media.object_key)
-        raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
-
-
-def _complete_at_storage(
-    media: MediaUpload, storage: StorageBackend, claimed_parts: Sequence[ClaimedPart] | None
-) -> list[StoredPart]:
-    """Completes at storage with storage's own part list, once it passes the rules; returns
-    the parts used (none when an earlier call completed it)."""
-    plan = media_plan(media)
-    try:
-        stored = _storage_call(storage.list_parts, key=media.object_key, upload_id=media.multipart_upload_id)
-    except UploadNotFound:
-        return []  # completed earlier (or aborted): the HEAD that follows tells which
-    if claimed_parts is not None:
-        parts_check_claimed(stored=stored, claimed=claimed_parts)
-    if plan is None:
-        limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
-        parts = parts_of_open_upload(stored=stored, max_bytes=limit, kind=media.kind)
-    else:
-        parts = parts_of_planned_upload(plan=plan, stored=stored)
-    try:
-        _storage_call(
-            storage.complete_multipart, key=media.object_key, upload_id=media.multipart_upload_id, parts=parts
-        )
-    except UploadNotFound:
-        return []  # a concurrent completion won the race
-    except PartsRejected as exc:
-        raise PartsMismatch(
-            "A part changed at storage while completing; check progress and complete again.",
-            details={"reason": str(exc), "numParts": len(parts)},
-        ) from exc
-    return parts
-
-
-def _check_stored_object(media: MediaUpload, obj: StoredObject | None, storage: StorageBackend) -> None:
-    if obj is None:
-        raise ObjectMissing(
-            f"No bytes are at storage for {media.object_key} yet.",
-            details={"key": media.object_key, "mediaId": media.media_id},
-        )
-    if obj.size < 1:  # a form POST's policy refuses an empty file on S3; an S3-compatible server may not
-        raise ObjectMissing(
-            f"Storage holds an empty object for {media.object_key}.", details={"key": media.object_key, "size": 0}
-        )
-    if media.declared_size is not None and obj.size != media.declared_size:
-        raise ObjectMissing(
-            f"Storage holds {obj.size} bytes for {media.object_key}; {media.declared_size} were declared.",
-            details={"key": media.object_key, "size": obj.size, "expectedSize": media.declared_size},
-        )
-    limit = tenant_max_bytes(tenant=media.submission.tenant, kind=media.kind)
-    if obj.size > limit:
-        _storage_call(storage.delete, key=media.object_key)
-        raise TooLarge(f"A {media.kind} may be at most {limit} bytes.", details={"maxBytes": limit, "size": obj.size})
-
-
-def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
-    """Frees the storage an unfinished upload holds. Idempotent; a finished file is kept.
-
-    The row is claimed before storage is touched: a completion racing this abort then loses
-    (media_mark_uploaded refuses an aborted row) instead of having its object deleted after it
-    was handed to processing. Storage is released on every call, so a repeat also finishes a
-    release an outage interrupted (as does the expiry sweep)."""
-    media_close(media=media, status=MediaStatus.ABORTED, actor=actor)
-    media.refresh_from_db()
-    if media.status == MediaStatus.UPLOADED:
-        raise Conflict(f"Upload {media.media_id} is complete and cannot be aborted.", details={"status": media.status})
-    media_release(media=media)
-    return media
-
-
-def media_close(*, media: MediaUpload, status: MediaStatus, actor: str) -> bool:
-    """Claims a pending upload as aborted or expired, in one conditional UPDATE. True if this
-    call closed it; False if it was no longer pending (finished, or closed by someone else)."""
-    with transaction.atomic():
-        claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
-            status=status, version=F("version") + 1, updated_at=timezone.now()
-        )
-        if claimed:
-            Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action=f"media.{status}")
-    return bool(claimed)
-
-
-def media_release(*, media: MediaUpload) -> None:
-    """Gives back what a closed upload holds at storage (the multipart upload and its parts,
-    or whatever a racing completion or PUT left) and records that it did. Idempotent. A finished
-    upload is never released. Raises StorageUnavailable; released_at stays empty, so the expiry
-    sweep tries again."""
-    if media.status not in (MediaStatus.ABORTED, MediaStatus.EXPIRED):
-        raise Conflict(f"Upload {media.media_id} is {media.status}, not closed.", details={"status": media.status})
-    storage = get_storage()
-    if media.strategy == Strategy.MULTIPART:
-        _storage_call(storage.abort_multipart, key=media.object_key, upload_id=media.multipart_upload_id)
-    _storage_call(storage.delete, key=media.object_key)
-    media.released_at = timezone.now()
-    MediaUpload.objects.filter(pk=media.pk).update(released_at=media.released_at)
-
-
 def _open_multipart_plan(media: MediaUpload) -> PartPlan | None:
     """The plan of a multipart upload that still takes parts (None: an open upload, no plan)."""
     if media.strategy != Strategy.MULTIPART:
         raise Conflict(
             f"Upload {media.media_id} is a single PUT and has no parts.", details={"strategy": media.strategy}
         )
-    _require_pending(media)
+    require_pending(media)
     if media.expires_at <= timezone.now():
         raise UploadClosed(f"Upload {media.media_id} has expired.", details={"status": "expired"})
     return media_plan(media)
 
 
-def _require_pending(media: MediaUpload) -> None:
+def require_pending(media: MediaUpload) -> None:
     if media.status != MediaStatus.PENDING:
         raise UploadClosed(f"Upload {media.media_id} is {media.status}.", details={"status": media.status})
     # A file the sweep has not reached yet still belongs to a closed submission.
@@ -552,7 +378,7 @@ def _require_pending(media: MediaUpload) -> None:
         )
 
 
-def _storage_call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+def storage_call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Storage outages become a clear 503 instead of a 500."""
     try:
         return fn(*args, **kwargs)

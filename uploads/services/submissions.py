@@ -9,7 +9,8 @@ from django.utils import timezone
 from uploads.errors import Conflict, InvalidInput
 from uploads.models import MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
 from uploads.queue import QueueMessage
-from uploads.services.media import OPEN_STAGES, media_finish_at_storage, media_mark_uploaded
+from uploads.services.completion import media_finish_at_storage, media_mark_uploaded
+from uploads.services.media import OPEN_STAGES
 from uploads.services.outbox import outbox_enqueue
 from uploads.services.stages import submission_advance
 from uploads.storage import get_storage

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from uploads.errors import StorageUnavailable
 from uploads.models import MediaStatus, MediaUpload, Stage, Strategy, Submission
-from uploads.services.media import OPEN_STAGES, media_close, media_release
+from uploads.services.closing import media_close, media_release
+from uploads.services.media import OPEN_STAGES
 from uploads.services.stages import submission_advance
 
 logger = logging.getLogger(__name__)

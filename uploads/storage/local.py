@@ -10,19 +10,18 @@ Layout under the root:
   tmp/                               single PUTs, form POSTs and assemblies in flight
 """
 
-import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from django.core import signing
 from django.urls import reverse
@@ -38,8 +37,7 @@ from uploads.storage.base import (
     StoredPart,
     UploadNotFound,
 )
-
-CHUNK_SIZE = 1024 * 1024
+from uploads.storage.files import CHUNK_SIZE, HashedTempFile, append, locked, write_json_atomic
 
 
 class Readable(Protocol):
@@ -172,30 +170,24 @@ class LocalStorage:
         return etag
 
     def _stream_to_temp(self, body: Readable, length: int, directory: Path) -> tuple[Path, str]:
-        tmp = directory / f".tmp-{secrets.token_hex(8)}"
-        md5 = hashlib.md5(usedforsecurity=False)
-        remaining = length
+        incoming = HashedTempFile(directory)
         try:
-            with open(tmp, "wb") as out:
-                while remaining:
-                    chunk = body.read(min(CHUNK_SIZE, remaining))
-                    if not chunk:
-                        raise InvalidInput(
-                            "The request body ended before Content-Length bytes arrived.",
-                            details={"missingBytes": remaining},
-                        )
-                    out.write(chunk)
-                    md5.update(chunk)
-                    remaining -= len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            remaining = length
+            while remaining:
+                chunk = body.read(min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    raise InvalidInput(
+                        "The request body ended before Content-Length bytes arrived.",
+                        details={"missingBytes": remaining},
+                    )
+                incoming.write(chunk)
+                remaining -= len(chunk)
+            if body.read(1):
+                raise TooLarge("The request body is longer than its Content-Length.")
+            return incoming.path, incoming.finish()
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            incoming.discard()
             raise
-        if body.read(1):
-            tmp.unlink(missing_ok=True)
-            raise TooLarge("The request body is longer than its Content-Length.")
-        return tmp, md5.hexdigest()
 
     # --- receiving a form POST ---------------------------------------------------------------
     def verify_post_policy(self, fields: Mapping[str, str]) -> PostPolicy:
@@ -222,14 +214,14 @@ class LocalStorage:
         """Somewhere to stream a form's file to, bounded by its policy; publish() stores it."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        return IncomingObject(self, policy, tmp_dir / f".tmp-{secrets.token_hex(8)}")
+        return IncomingObject(self, policy, HashedTempFile(tmp_dir))
 
     # --- multipart -------------------------------------------------------------------------
     def create_multipart(self, *, key: str, content_type: str) -> str:
         upload_id = secrets.token_hex(16)
         directory = self._upload_dir(upload_id)
         directory.mkdir(parents=True)
-        _write_json_atomic(directory / "upload.json", {"key": key, "contentType": content_type})
+        write_json_atomic(directory / "upload.json", {"key": key, "contentType": content_type})
         return upload_id
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
@@ -250,7 +242,7 @@ class LocalStorage:
 
     def complete_multipart(self, *, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
         directory = self._open_upload(key, upload_id)
-        with self._locked(directory):
+        with locked(directory):
             if not directory.exists():
                 raise UploadNotFound(upload_id)
             meta = json.loads((directory / "upload.json").read_text())
@@ -265,7 +257,7 @@ class LocalStorage:
                         md5 = part.etag.strip('"')
                         source = directory / f"{part.part_number:05d}.{md5}"
                         try:
-                            size += _append(source, out)
+                            size += append(source, out)
                         except FileNotFoundError:  # replaced by a re-sent part since it was listed
                             raise PartsRejected(f"InvalidPart: part {part.part_number} with ETag {part.etag}") from None
                         digests.update(bytes.fromhex(md5))
@@ -283,7 +275,7 @@ class LocalStorage:
             directory = self._open_upload(key, upload_id)
         except UploadNotFound:
             return
-        with self._locked(directory):
+        with locked(directory):
             _remove_upload(directory)
 
     # --- objects ---------------------------------------------------------------------------
@@ -311,7 +303,7 @@ class LocalStorage:
         meta = self._meta_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked(meta):
+        with locked(meta):
             if create_only and meta.exists() and path.exists():
                 tmp.unlink(missing_ok=True)
                 raise AlreadyStored(
@@ -319,7 +311,7 @@ class LocalStorage:
                     details={"key": key},
                 )
             os.replace(tmp, path)
-            _write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+            write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
 
     def _object_path(self, key: str) -> Path:
         return self._inside("objects", key)
@@ -349,98 +341,41 @@ class LocalStorage:
             raise StorageError(f"Key {relative!r} escapes the storage root.")
         return path
 
-    @staticmethod
-    @contextmanager
-    def _locked(path: Path) -> Iterator[None]:
-        """Serialises the writers of one upload or one object, across threads and processes."""
-        lock_path = path.parent / f"{path.name}.lock"
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 class IncomingObject:
-    """A form POST's file on its way to disk: hashed as it arrives, refused the moment it passes
-    the policy's size (S3's EntityTooLarge), published create-only like a single PUT."""
+    """A form POST's file on its way to disk: refused the moment it passes the policy's size
+    (S3's EntityTooLarge), published create-only like a single PUT."""
 
-    def __init__(self, storage: LocalStorage, policy: PostPolicy, tmp: Path) -> None:
+    def __init__(self, storage: LocalStorage, policy: PostPolicy, file: HashedTempFile) -> None:
         self.storage = storage
         self.policy = policy
-        self.tmp = tmp
-        self.size = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._out: IO[bytes] | None = open(tmp, "wb")  # noqa: SIM115 -- closed by publish() or discard()
+        self.file = file
 
     def write(self, chunk: bytes) -> None:
-        assert self._out is not None
-        if self.size + len(chunk) > self.policy.max_bytes:
+        if self.file.size + len(chunk) > self.policy.max_bytes:
             self.discard()
             raise TooLarge(
                 f"This form takes at most {self.policy.max_bytes} bytes.",
                 details={"maxBytes": self.policy.max_bytes},
             )
-        self._out.write(chunk)
-        self._md5.update(chunk)
-        self.size += len(chunk)
+        self.file.write(chunk)
 
     def publish(self) -> str:
         """Stores the object under the policy's key unless one is stored; returns its quoted ETag."""
-        assert self._out is not None
-        if self.size < 1:  # content-length-range starts at 1, as S3's EntityTooSmall
+        if self.file.size < 1:  # content-length-range starts at 1, as S3's EntityTooSmall
             self.discard()
             raise InvalidInput("The file is empty.", details={"field": "file", "minBytes": 1})
-        try:
-            self._out.flush()
-            os.fsync(self._out.fileno())
-        finally:
-            self._out.close()
-            self._out = None
-        etag = f'"{self._md5.hexdigest()}"'
-        stored = StoredObject(size=self.size, etag=etag, content_type=self.policy.content_type)
-        self.storage._publish(self.tmp, self.policy.key, stored, create_only=True)
+        size = self.file.size
+        etag = f'"{self.file.finish()}"'
+        stored = StoredObject(size=size, etag=etag, content_type=self.policy.content_type)
+        self.storage._publish(self.file.path, self.policy.key, stored, create_only=True)
         return etag
 
     def discard(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def _append(source: Path, out: IO[bytes]) -> int:
-    """Copies a part into the assembling object inside the kernel (copy_file_range) where the
-    OS offers it: the bytes never pass through Python. Elsewhere (macOS), a chunked copy."""
-    out.flush()
-    with open(source, "rb") as src:
-        length = os.fstat(src.fileno()).st_size
-        copied = 0
-        if hasattr(os, "copy_file_range"):
-            try:
-                while copied < length:
-                    sent = os.copy_file_range(src.fileno(), out.fileno(), length - copied)
-                    if sent == 0:
-                        break
-                    copied += sent
-            except OSError:
-                pass  # not supported by this filesystem: finish with the plain copy below
-        if copied < length:
-            src.seek(copied)
-            os.lseek(out.fileno(), 0, os.SEEK_END)
-            shutil.copyfileobj(src, out, CHUNK_SIZE)
-            out.flush()
-    return length
+        self.file.discard()
 
 
 def _remove_upload(directory: Path) -> None:
     """Called under the upload's lock; a waiter that gets the lock next finds the upload gone."""
     shutil.rmtree(directory, ignore_errors=True)
     (directory.parent / f"{directory.name}.lock").unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
