@@ -1,9 +1,10 @@
 """The one place API errors are rendered: `{"error": {"code", "message", "details"}}`."""
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -29,6 +30,19 @@ _DRF_CODES = {
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def domain_error_response(exc: DomainError) -> JsonResponse:
+    """A domain error answered by a plain Django view (storage, Uppy routes), as DRF answers it."""
+    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+
+
+def method_not_allowed_response(method: str, allowed: Sequence[str], hint: str = "") -> JsonResponse:
+    """Django's own 405 is an empty page; machine-facing views answer in the error shape."""
+    message = f"Method {method} not allowed here." + (f" {hint}" if hint else "")
+    response = JsonResponse(error_body("method_not_allowed", message), status=405)
+    response["Allow"] = ", ".join(allowed)
+    return response
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -8,12 +8,12 @@ from typing import Any, Concatenate, ParamSpec
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from portal.exceptions import error_body
+from portal.exceptions import domain_error_response, method_not_allowed_response
 from uploads.errors import CrossSiteRefused, DomainError, InvalidInput, NotFound, StorageUnavailable
 from uploads.storage import LocalStorage, StorageError, UploadNotFound, get_storage
 from uploads.storage.local import IncomingObject
@@ -39,7 +39,9 @@ def storage_cors(view: View[P]) -> View[P]:
         if request.method == "OPTIONS":
             wanted = request.headers.get("Access-Control-Request-Method", "")
             if allowed is None or wanted not in CORS_METHODS:
-                return _error(CrossSiteRefused("This origin may not upload here.", details={"origin": origin}))
+                return domain_error_response(
+                    CrossSiteRefused("This origin may not upload here.", details={"origin": origin})
+                )
             response = HttpResponse(status=204)
             response["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
             response["Access-Control-Allow-Headers"] = ", ".join(CORS_ALLOWED_HEADERS)
@@ -59,11 +61,11 @@ def storage_cors(view: View[P]) -> View[P]:
 @storage_cors
 def local_put(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "PUT":  # answered in the API's error shape, not Django's empty 405
-        return _method_not_allowed(request, "PUT")
+        return method_not_allowed_response(request.method or "", ["PUT"], "PUT the bytes.")
     try:
         etag = _receive(request, token)
     except DomainError as exc:
-        return _error(exc)
+        return domain_error_response(exc)
     response = HttpResponse(status=200)
     response["ETag"] = etag
     return response
@@ -75,7 +77,7 @@ def local_post(request: HttpRequest) -> HttpResponse:
     """S3's form upload (presigned POST), as Uppy sends it: the signed fields, then `file`.
     Answers 204 with the ETag, as S3 does."""
     if request.method != "POST":
-        return _method_not_allowed(request, "POST")
+        return method_not_allowed_response(request.method or "", ["POST"], "POST the form.")
     try:
         storage = _local_storage()
         incoming = _receive_form(request, storage)
@@ -84,7 +86,7 @@ def local_post(request: HttpRequest) -> HttpResponse:
         except (StorageError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
     except DomainError as exc:
-        refusal = _error(exc)
+        refusal = domain_error_response(exc)
         if exc.status_code == 413:  # the rest of the body is left unread: do not reuse the connection
             refusal["Connection"] = "close"
         return refusal
@@ -176,15 +178,3 @@ def _local_storage() -> LocalStorage:
     if not isinstance(storage, LocalStorage):
         raise NotFound("Local storage is not in use.")
     return storage
-
-
-def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
-    refusal = JsonResponse(
-        error_body("method_not_allowed", f"Method {request.method} not allowed; {allowed} the bytes."), status=405
-    )
-    refusal["Allow"] = allowed
-    return refusal
-
-
-def _error(exc: DomainError) -> JsonResponse:
-    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)

@@ -12,7 +12,7 @@ from tenants.auth import HasTenant, IsPipelineKey, SessionGrant
 from tenants.models import ApiKey, Tenant
 from uploads import selectors, services
 from uploads.api import serializers as io
-from uploads.errors import ArtisanMismatch, TenantMismatch
+from uploads.errors import TenantMismatch
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission  # the stubs' name for "a permission"
@@ -38,18 +38,6 @@ def _artisan(request: Request) -> str | None:
     return request.auth.artisan_id if isinstance(request.auth, SessionGrant) else None
 
 
-def _new_file_scope(request: Request, data: dict[str, Any]) -> None:
-    """An upload link's session starts files for its own artisan only, and adds them only to
-    its own submissions (another artisan's trackingId is a 404, as if it did not exist)."""
-    artisan = _artisan(request)
-    if artisan is None:
-        return
-    if data["artisan_id"] != artisan:
-        raise ArtisanMismatch("This upload link is for another artisanId.", details={"field": "artisanId"})
-    if data.get("tracking_id") is not None:
-        selectors.submission_get(tenant=_tenant(request), tracking_id=data["tracking_id"], artisan_id=artisan)
-
-
 def _actor(request: Request) -> str:
     if isinstance(request.auth, ApiKey):
         return f"api:{request.auth.prefix}"
@@ -73,11 +61,11 @@ class CatalogViewSet(viewsets.ViewSet):
     def initiate(self, request: Request) -> Response:
         """Start one file (photo or audio) and get a URL to PUT its bytes to, with the headers to send."""
         data = _validated(io.InitiateInput, request.data)
-        _new_file_scope(request, data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)),
             allow_multipart=False,
             file_size=data.pop("file_size", None),
+            artisan_scope=_artisan(request),
             actor=_actor(request),
             **data,
         )
@@ -118,9 +106,11 @@ class UploadViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         """Start a resumable upload: a single PUT URL, or a multipart plan whose parts are signed on demand."""
         data = _validated(io.CreateUploadInput, request.data)
-        _new_file_scope(request, data)
         initiated = services.media_initiate(
-            tenant=_tenant(request, data.pop("tenant_id", None)), actor=_actor(request), **data
+            tenant=_tenant(request, data.pop("tenant_id", None)),
+            artisan_scope=_artisan(request),
+            actor=_actor(request),
+            **data,
         )
         return Response(
             io.CreateUploadOutput(initiated, context={"request": request}).data, status=status.HTTP_201_CREATED

@@ -14,7 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
+from uploads import selectors
 from uploads.errors import (
+    ArtisanMismatch,
     Conflict,
     InvalidInput,
     NotFound,
@@ -104,6 +106,7 @@ def media_initiate(
     allow_multipart: bool = True,
     open_multipart: bool = False,
     form_post: bool = False,
+    artisan_scope: str | None = None,
     actor: str,
 ) -> InitiatedUpload:
     """Adds one file to a new or existing submission. Multipart when the file is above the
@@ -112,8 +115,13 @@ def media_initiate(
     For clients that declare no size (stock Uppy): `open_multipart` starts a multipart upload
     without a plan, its parts checked at completion (contiguous, S3's minimum size, the tenant's
     limit); `form_post` signs a single upload as a form POST whose policy carries the tenant's
-    limit, so storage refuses a larger file."""
+    limit, so storage refuses a larger file.
+
+    `artisan_scope`: the one artisan the caller acts for (an upload link's session). It starts
+    files for that artisan only, and another artisan's trackingId is answered as missing."""
     validate_artisan_id(artisan_id)
+    if artisan_scope is not None and artisan_id != artisan_scope:
+        raise ArtisanMismatch("This session uploads for its own artisan only.", details={"field": "artisanId"})
     media_type = resolve_media_type(content_type)
     limit = tenant_max_bytes(tenant=tenant, kind=media_type.kind)
     if file_size is not None:
@@ -135,9 +143,7 @@ def media_initiate(
     plan = plan_parts(file_size=file_size, part_size=part_size) if multipart and file_size is not None else None
 
     if tracking_id is not None:
-        existing = Submission.objects.filter(tenant=tenant, tracking_id=tracking_id).first()
-        if existing is None:
-            raise NotFound(f"No submission {tracking_id!r}.", details={"trackingId": tracking_id})
+        existing = selectors.submission_get(tenant=tenant, tracking_id=tracking_id, artisan_id=artisan_scope)
         _check_adding_to(existing, artisan_id)
     tracking = tracking_id or new_tracking_id()
     media_id = new_media_id()

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tenants.models import Tenant
-from uploads import selectors
-from uploads.errors import ArtisanMismatch, InvalidInput
+from uploads.errors import InvalidInput
 from uploads.services.media import InitiatedUpload, media_initiate
 
 # The metadata Uppy sends that the portal reads; Uppy sends every other field of the file's
@@ -43,31 +42,21 @@ def media_initiate_uppy(
     An upload link's session (`session_artisan_id`) acts for its artisan only: metadata may
     omit artisanId, never name another; another artisan's trackingId is answered as missing.
     Staff name the artisan. A trackingId adds the file to that open submission."""
-    claimed_artisan = uppy_meta_value(meta, META_ARTISAN_ID)
-    tracking_id = uppy_meta_value(meta, META_TRACKING_ID)
-    if session_artisan_id is not None:
-        if claimed_artisan not in (None, session_artisan_id):
-            raise ArtisanMismatch(
-                "This session uploads for its own artisan only.", details={"field": f"metadata.{META_ARTISAN_ID}"}
-            )
-        artisan_id = session_artisan_id
-        if tracking_id is not None:
-            selectors.submission_get(tenant=tenant, tracking_id=tracking_id, artisan_id=session_artisan_id)
-    elif claimed_artisan is None:
+    artisan_id = uppy_meta_value(meta, META_ARTISAN_ID) or session_artisan_id
+    if artisan_id is None:
         raise InvalidInput(
             f"Set metadata {META_ARTISAN_ID}: the artisan this file is for.",
             details={"field": f"metadata.{META_ARTISAN_ID}"},
         )
-    else:
-        artisan_id = claimed_artisan
     return media_initiate(
         tenant=tenant,
         artisan_id=artisan_id,
         content_type=content_type,
         file_size=None,
-        tracking_id=tracking_id,
+        tracking_id=uppy_meta_value(meta, META_TRACKING_ID),
         allow_multipart=multipart,
         open_multipart=multipart,
         form_post=not multipart,
+        artisan_scope=session_artisan_id,
         actor=actor,
     )

@@ -8,18 +8,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from portal.exceptions import error_body
+from portal.exceptions import domain_error_response, method_not_allowed_response
 from uploads.errors import CrossSiteRefused, DomainError, MalformedBody, UnsupportedMediaType
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
-
-
-def error_response(exc: DomainError) -> JsonResponse:
-    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
 
 
 def check_same_origin(request: HttpRequest) -> None:
@@ -62,18 +58,14 @@ def uppy_route(*methods: str) -> Callable[[View[P]], View[P]]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
             if request.method not in methods:
-                refusal = JsonResponse(
-                    error_body("method_not_allowed", f"Method {request.method} not allowed here."), status=405
-                )
-                refusal["Allow"] = ", ".join(methods)
-                return refusal
+                return method_not_allowed_response(request.method or "", methods)
             try:
                 check_same_origin(request)
                 if request.method in ("GET", "DELETE") and request.body:
                     raise MalformedBody(f"A {request.method} request here has no body.")
                 return view(request, *args, **kwargs)
             except DomainError as exc:
-                return error_response(exc)
+                return domain_error_response(exc)
 
         return wrapped
 
