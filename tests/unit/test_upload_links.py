@@ -191,3 +191,16 @@ def test_a_viewer_of_one_tenant_and_operator_of_another_revokes_only_the_second(
     operated.refresh_from_db()
     assert viewed.revoked_at is None
     assert operated.revoked_at is not None
+
+
+def test_the_upload_page_tells_the_script_each_tenants_own_size_limits(tenant: Tenant, other_tenant: Tenant) -> None:
+    Tenant.objects.filter(pk=other_tenant.pk).update(max_photo_bytes=1234)
+    user = User.objects.create_user("op2", password="pw", is_staff=True)
+    for each in (tenant, other_tenant):
+        Membership.objects.create(user=user, tenant=each, role=Membership.Role.OPERATOR)
+    client = Client()
+    client.force_login(user)
+    config = client.get("/upload/").context["config"]
+    assert config["tenants"] == ["tenant_a", "tenant_b"]
+    assert config["maxBytes"]["tenant_b"]["photo"] == 1234
+    assert config["maxBytes"]["tenant_a"]["photo"] == 50 * 1024 * 1024

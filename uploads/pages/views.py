@@ -59,7 +59,6 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 def _render_page(
     request: HttpRequest, *, scope: str, tenants: list[Tenant], artisan_id: str | None, label: str
 ) -> HttpResponse:
-    first = tenants[0]
     config: dict[str, Any] = {
         "apiBase": "/v1",
         "csrfToken": get_token(request),
@@ -68,7 +67,7 @@ def _render_page(
         "tenantNames": {t.id: t.name for t in tenants},
         "artisanId": artisan_id,
         "languages": [{"code": c, "name": LANGUAGE_NAMES.get(c, c)} for c in settings.UPLOADS_LANGUAGES],
-        "maxBytes": {kind: tenant_max_bytes(tenant=first, kind=kind) for kind in MediaKind.values},
+        "maxBytes": {t.id: {kind: tenant_max_bytes(tenant=t, kind=kind) for kind in MediaKind.values} for t in tenants},
         "statusUrlTemplate": "/v1/catalog/status/{trackingId}",
     }
     return render(request, "uploads/upload.html", {"config": config, "scope_label": label})

@@ -141,7 +141,7 @@ class Slot {
   /** Takes a newly chosen or recorded file, replacing any earlier one, and starts its upload. */
   use(file, { recorded = false } = {}) {
     const contentType = contentTypeOf(file, this.kind);
-    const limit = config.maxBytes[this.kind];
+    const limit = config.maxBytes[session.tenant]?.[this.kind]; // each tenant has its own limits
     if (!contentType) return showAlert(`This file does not look like a ${this.what}. Choose another one.`);
     if (limit && file.size > limit) {
       return showAlert(`This ${this.what} is ${formatBytes(file.size)}; the limit is ${formatBytes(limit)}.`);
