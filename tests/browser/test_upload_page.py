@@ -354,7 +354,9 @@ def test_failing_part_puts_are_retried_until_they_succeed(
     assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
 
 
-def test_going_offline_and_back_resumes_by_itself(staff_page: Page, make_file: MakeFile) -> None:
+def test_going_offline_and_back_resumes_by_itself(
+    staff_page: Page, make_file: MakeFile, screenshot: Callable[[Page, str], Path]
+) -> None:
     page = staff_page
     photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
     start_for_artisan(page)
@@ -368,11 +370,44 @@ def test_going_offline_and_back_resumes_by_itself(staff_page: Page, make_file: M
     expect(page.locator("#announce")).to_contain_text("No network — retrying in")
     expect(page.locator("#network")).to_contain_text(re.compile(r"No network — retrying in \d+ s"))
     expect(page.locator("#photo-card")).to_have_attribute("data-state", "retrying")
+    screenshot(page, "upload-desktop-offline")
 
     gate.open()
     page.context.set_offline(False)
     expect_uploaded(page, "photo")
     expect(page.locator("#network")).to_be_hidden()
+    assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
+
+
+def test_storage_that_keeps_refusing_fails_the_upload_plainly_and_try_again_finishes_it(
+    staff_phone_page: Page, make_file: MakeFile, screenshot: Callable[[Page, str], Path]
+) -> None:
+    """Not every failure can be waited out: storage refusing the URL twice in a row (a clock
+    far off, a bucket policy) stops the upload with a message and a Try again button."""
+    page = staff_phone_page
+    refusing = {"on": True}
+
+    def refuse(route: Route) -> None:
+        if refusing["on"]:
+            route.fulfill(status=403, content_type="application/json", body=error_json("url_invalid", "Refused."))
+        else:
+            route.continue_()
+
+    page.route(STORAGE_PUT, refuse)
+    photo = make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG)
+    start_for_artisan(page)
+    choose_photo(page, photo)
+    card = page.locator("#photo-card")
+    expect(card).to_have_attribute("data-state", "failed")
+    expect(page.get_by_role("alert")).to_contain_text("Storage refused this photo. Press Try again")
+    retry = card.locator("[data-action=retry]")
+    expect(retry).to_be_visible()
+    screenshot(page, "upload-phone-failed")
+    assert not axe_violations(page)
+
+    refusing["on"] = False
+    retry.click()
+    expect_uploaded(page, "photo")
     assert sha256(local_object(media(MediaKind.PHOTO).object_key)) == sha256(photo.read_bytes())
 
 

@@ -71,6 +71,10 @@ function describeError(error, what) {
       return `This ${what} upload is no longer open. Choose the file again to start over.`;
     case "network":
       return "No network. Check the connection, then press Try again.";
+    case "url_invalid": // the local backend's refusals of a signed URL
+    case "url_expired":
+    case "http_403": // S3's (an XML body, no code to read)
+      return `Storage refused this ${what}. Press Try again; if it keeps happening, tell the person who sent you here.`;
     default:
       return error.message || `The ${what} could not be uploaded.`;
   }
