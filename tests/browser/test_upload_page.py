@@ -211,6 +211,14 @@ def test_page_uploads_photo_and_audio_to_s3_byte_identical(
 
 
 # --- resuming --------------------------------------------------------------------------------
+def reload_mid_upload(page: Page, gate: "Gate", *, finished: int) -> None:
+    """Reloads the page once `finished` parts are stored and 4 more are in flight (held by the
+    gate, so they never complete): a crash or a closed tab, as storage sees it."""
+    gate.wait(finished=finished, held=4)
+    page.reload()
+    page.wait_for_selector("html[data-upload-ready]", state="attached")
+
+
 def test_reload_mid_upload_then_same_file_sends_only_missing_parts(
     staff_page: Page, make_file: MakeFile, request_log: RequestLog, ledger: PartLedger
 ) -> None:
@@ -219,9 +227,7 @@ def test_reload_mid_upload_then_same_file_sends_only_missing_parts(
     start_for_artisan(page)
     gate = Gate(page, allow=10)
     choose_photo(page, photo)
-    gate.wait(finished=10, held=4)  # 10 parts stored, 4 more in flight (held), when the page reloads
-    page.reload()
-    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    reload_mid_upload(page, gate, finished=10)  # 10 parts stored, 4 more in flight (held)
     first_load = ledger.part_puts(request_log)
     request_log.clear()
     gate.open()
@@ -245,9 +251,7 @@ def test_a_file_of_another_size_starts_over(
     start_for_artisan(page)
     gate = Gate(page, allow=3)
     choose_photo(page, make_file("product.jpg", SMALL_PHOTO_SIZE, head=JPEG))
-    gate.wait(finished=3, held=4)
-    page.reload()
-    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    reload_mid_upload(page, gate, finished=3)
     request_log.clear()
     gate.open()
     # Same name, another size: another file, not a resume.
@@ -267,9 +271,7 @@ def test_a_remembered_upload_aborted_since_starts_over(
     start_for_artisan(page)
     gate = Gate(page, allow=3)
     choose_photo(page, photo)
-    gate.wait(finished=3, held=4)
-    page.reload()
-    page.wait_for_selector("html[data-upload-ready]", state="attached")
+    reload_mid_upload(page, gate, finished=3)
     request_log.clear()
     gate.open()
     gone = MediaUpload.objects.get(kind=MediaKind.PHOTO)

@@ -35,6 +35,19 @@ class PutError extends Error {
   }
 }
 
+/** The server's plan for a file, from its create or progress answer: a single PUT is one part. */
+function planOf(answer, fileSize) {
+  const single = answer.strategy === "single";
+  return {
+    trackingId: answer.trackingId,
+    mediaId: answer.mediaId,
+    key: answer.key,
+    strategy: answer.strategy,
+    partSize: single ? fileSize : answer.partSize,
+    numParts: single ? 1 : answer.numParts,
+  };
+}
+
 /** Full jitter: a random wait between 0 and the exponential ceiling (AWS's advice). */
 function backoffDelay(attempt, baseMs, capMs) {
   return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
@@ -189,16 +202,8 @@ export class Upload extends EventTarget {
     const created = await this._withRetry(() => this.api.post("/catalog/uploads", body));
     if (this._cancelled) this.api.del(`/catalog/uploads/${created.mediaId}`).catch(() => {});
     this._check();
-    const single = created.strategy === "single";
-    this.plan = {
-      trackingId: created.trackingId,
-      mediaId: created.mediaId,
-      key: created.key,
-      strategy: created.strategy,
-      partSize: single ? this.file.size : created.partSize,
-      numParts: single ? 1 : created.numParts,
-    };
-    if (single) {
+    this.plan = planOf(created, this.file.size);
+    if (created.strategy === "single") {
       this._urls.set(1, { url: created.uploadUrl, headers: created.headers, expiresAt: Date.parse(created.expiresAt) });
     }
     this._queue = Array.from({ length: this.plan.numParts }, (_, i) => i + 1);
@@ -225,15 +230,8 @@ export class Upload extends EventTarget {
       throw error;
     }
     this._check();
-    const single = progress.strategy === "single";
-    const plan = {
-      trackingId: progress.trackingId,
-      mediaId: progress.mediaId,
-      key: progress.key,
-      strategy: progress.strategy,
-      partSize: single ? this.file.size : progress.partSize,
-      numParts: single ? 1 : progress.numParts,
-    };
+    const plan = planOf(progress, this.file.size);
+    const single = plan.strategy === "single";
     const fits =
       progress.fileSize === this.file.size &&
       plan.strategy === entry.strategy &&
