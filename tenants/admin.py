@@ -8,11 +8,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.admin_scoping import TenantScopedAdmin, operator_tenant_ids
+from tenants.admin_scoping import TenantScopedAdmin
 from tenants.auth import operator_tenants
 from tenants.models import ApiKey, Membership, Tenant, UploadLink
 from tenants.services import MAX_UPLOAD_LINK_DAYS, upload_link_create, upload_link_revoke
 from uploads.errors import DomainError
+from uploads.keys import validate_artisan_id
 
 
 @admin.register(Tenant)
@@ -48,6 +49,13 @@ class UploadLinkForm(forms.ModelForm):
     class Meta:
         model = UploadLink
         fields = ["tenant", "artisan_id", "note"]
+
+    def clean_artisan_id(self) -> str:
+        artisan_id: str = self.cleaned_data["artisan_id"]
+        try:
+            return validate_artisan_id(artisan_id)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
 
 @admin.register(UploadLink)
@@ -94,19 +102,14 @@ class UploadLinkAdmin(TenantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: UploadLink, form: Any, change: bool) -> None:
         if change:
             return  # links do not change; they are revoked
-        tenant = form.cleaned_data["tenant"]
-        if not (request.user.is_superuser or tenant.pk in operator_tenant_ids(request)):
-            raise PermissionError("not an operator of this tenant")  # the form's choices already prevent it
-        try:
-            link, path = upload_link_create(
-                tenant=tenant,
-                artisan_id=form.cleaned_data["artisan_id"],
-                days=form.cleaned_data["days"],
-                note=form.cleaned_data["note"],
-                created_by=request.user if isinstance(request.user, User) else None,
-            )
-        except DomainError as exc:
-            raise forms.ValidationError(exc.message) from exc
+        # The form offers only the tenants this user operates (get_form) and checked its input.
+        link, path = upload_link_create(
+            tenant=form.cleaned_data["tenant"],
+            artisan_id=form.cleaned_data["artisan_id"],
+            days=form.cleaned_data["days"],
+            note=form.cleaned_data["note"],
+            created_by=request.user if isinstance(request.user, User) else None,
+        )
         obj.pk = link.pk
         obj.expires_at = link.expires_at
         url = request.build_absolute_uri(path.split("#", 1)[0]) + "#" + path.split("#", 1)[1]

@@ -158,6 +158,15 @@ def test_an_operator_cannot_create_a_link_for_another_tenant(tenant: Tenant, oth
     assert not UploadLink.objects.exists()
 
 
+def test_a_bad_artisan_id_in_the_admin_form_is_a_form_error(tenant: Tenant) -> None:
+    client = staff(tenant, Membership.Role.OPERATOR)
+    form = {"tenant": "tenant_a", "artisan_id": "../etc", "note": "", "days": "2"}
+    response = client.post("/admin/tenants/uploadlink/add/", form)
+    assert response.status_code == 200
+    assert b"artisanId must be 1-64 letters" in response.content
+    assert not UploadLink.objects.exists()
+
+
 def test_a_viewer_cannot_create_links(tenant: Tenant) -> None:
     client = staff(tenant, Membership.Role.VIEWER)
     assert client.get("/admin/tenants/uploadlink/add/").status_code == 403
