@@ -133,6 +133,14 @@ UPLOAD_LINK_DEFAULT_DAYS = env_int("UPLOAD_LINK_DEFAULT_DAYS", 7)
 # bucket's CORS rule. This site's own pages need no entry.
 UPLOADS_CORS_ORIGINS = env_list("UPLOADS_CORS_ORIGINS", [])
 
+# Staff triage: a submission short of a final stage with no sign of life for this long is
+# "stuck"; the admin dashboard's figures are cached this long, so a busy index stays cheap; a
+# list longer than ADMIN_EXACT_COUNT_LIMIT shows an estimated count (PostgreSQL) or "N+".
+ADMIN_STUCK_MINUTES = env_int("ADMIN_STUCK_MINUTES", 30)
+ADMIN_DASHBOARD_CACHE_SECONDS = env_int("ADMIN_DASHBOARD_CACHE_SECONDS", 30)
+ADMIN_EXACT_COUNT_LIMIT = env_int("ADMIN_EXACT_COUNT_LIMIT", 10_000)
+ADMIN_PREVIEW_SECONDS = env_int("ADMIN_PREVIEW_SECONDS", 300)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.auth.ApiKeyAuthentication",

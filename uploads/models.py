@@ -45,10 +45,18 @@ class Submission(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    last_progress_at = models.DateTimeField(
+        default=timezone.now, help_text="The last sign of life: a stage change, a recorded part, a finished file."
+    )
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "stage", "updated_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "stage", "updated_at"]),
+            # staff's "stuck" filter and the dashboard's oldest stuck submissions
+            models.Index(fields=["stage", "last_progress_at"]),
+            models.Index(fields=["artisan_id"]),  # staff paste an artisan id from a ticket
+        ]
 
     def __str__(self) -> str:
         return self.tracking_id
@@ -165,6 +173,7 @@ class Event(models.Model):
     media = models.ForeignKey(MediaUpload, on_delete=models.CASCADE, related_name="events", null=True, blank=True)
     actor = models.CharField(max_length=100)
     action = models.CharField(max_length=50)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why staff did it, in their words.")
     details = models.JSONField(default=dict, blank=True)
     external_id = models.CharField(
         max_length=128, blank=True, help_text="The reporter's own id for the event (the pipeline's eventId)."

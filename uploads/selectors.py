@@ -2,15 +2,22 @@
 A caller scoped to one artisan (an upload link's session) passes `artisan_id`, and another
 artisan's ids are answered the same way."""
 
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import TypeVar
 
-from django.db.models import Model, Prefetch, QuerySet, Sum
+from django.conf import settings
+from django.db.models import Model, Prefetch, Q, QuerySet, Sum
+from django.utils import timezone
 
 from tenants.models import Tenant
 from uploads.errors import NotFound
-from uploads.models import MediaUpload, Strategy, Submission
+from uploads.models import MediaUpload, Stage, Strategy, Submission
 
 M = TypeVar("M", bound=Model)
+
+# Where a submission rests: nothing more happens to it unless staff act.
+FINAL_STAGES = (Stage.COMPLETED, Stage.FAILED, Stage.ABORTED, Stage.EXPIRED)
 
 
 def _scoped(queryset: QuerySet[M], artisan_id: str | None, path: str) -> QuerySet[M]:
@@ -73,3 +80,22 @@ def media_get_multipart(*, tenant: Tenant, upload_id: str, key: str, artisan_id:
     if media is None or not upload_id:
         raise NotFound("No such multipart upload.", details={"uploadId": upload_id, "key": key})
     return media
+
+
+def submissions_stuck(queryset: QuerySet[Submission], *, now: datetime | None = None) -> QuerySet[Submission]:
+    """Short of a final stage with no sign of life for ADMIN_STUCK_MINUTES: what staff look at
+    first. Served by the (stage, last_progress_at) index."""
+    since = (now or timezone.now()) - timedelta(minutes=settings.ADMIN_STUCK_MINUTES)
+    return queryset.exclude(stage__in=FINAL_STAGES).filter(last_progress_at__lt=since)
+
+
+def submissions_matching(*, query: str, tenant_ids: Collection[str] | None) -> QuerySet[Submission]:
+    """What staff paste from a ticket: a tracking id, a media id, an object key or an artisan id.
+    `tenant_ids` None means every tenant (superusers). Exact matches only, each on a unique or
+    indexed column, so a search costs the same whatever the table holds."""
+    query = query.strip()
+    rows = Submission.objects.all() if tenant_ids is None else Submission.objects.filter(tenant_id__in=tenant_ids)
+    if not query:
+        return rows.none()
+    media = MediaUpload.objects.filter(Q(media_id=query) | Q(object_key=query)).values("submission_id")
+    return rows.filter(Q(tracking_id=query) | Q(artisan_id=query) | Q(pk__in=media)).order_by("-created_at")

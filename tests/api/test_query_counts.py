@@ -22,8 +22,8 @@ MAX_QUERIES = {
     "progress": 2,
     "sign": 2,
     # Both include a stage change: UPDATE, re-read, Event and status-update outbox row.
-    "record": 12,  # the first part moves the submission to "uploading"
-    "complete": 11,
+    "record": 13,  # the first part moves the submission to "uploading"; each one is a sign of life for triage
+    "complete": 12,  # the file finishing is a sign of life for triage (one UPDATE)
 }
 
 

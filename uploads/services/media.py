@@ -272,6 +272,7 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
             media=media, part_number=part_number, defaults={"size": size, "etag": etag}
         )
         submission_uploading(media.submission_id, actor)
+        Submission.objects.filter(pk=media.submission_id).update(last_progress_at=part.updated_at)
     return part
 
 

@@ -24,21 +24,32 @@ def submission_advance(
     action: str,
     details: dict[str, Any] | None = None,
     external_id: str = "",
+    reason: str = "",
+    expected_version: int | None = None,
     **fields: Any,
 ) -> Submission | None:
-    """Moves the submission to `to` if it is in one of `from_stages`; returns it as it now is, or
-    None if it was not there (a concurrent change got there first). `fields` are written in the
-    same UPDATE."""
+    """Moves the submission to `to` if it is in one of `from_stages` (and, when staff acted on
+    what a page showed them, still at `expected_version`); returns it as it now is, or None if it
+    was not there (a concurrent change got there first). `fields` are written in the same UPDATE."""
+    rows = Submission.objects.filter(pk=submission_id, stage__in=from_stages)
+    if expected_version is not None:
+        rows = rows.filter(version=expected_version)
+    now = timezone.now()
     # No savepoint: the three writes stand or fall with the caller's transaction, if any.
     with transaction.atomic(savepoint=False):
-        advanced = Submission.objects.filter(pk=submission_id, stage__in=from_stages).update(
-            stage=to, stage_message=message, version=F("version") + 1, updated_at=timezone.now(), **fields
+        advanced = rows.update(
+            stage=to, stage_message=message, version=F("version") + 1, updated_at=now, last_progress_at=now, **fields
         )
         if not advanced:
             return None
         submission = Submission.objects.get(pk=submission_id)
         Event.objects.create(
-            submission=submission, actor=actor, action=action, details=details or {}, external_id=external_id
+            submission=submission,
+            actor=actor,
+            action=action,
+            reason=reason,
+            details=details or {},
+            external_id=external_id,
         )
         outbox_enqueue(
             topic=OutboxMessage.Topic.STATUS,
