@@ -64,7 +64,10 @@ def submission_complete(
             actor=actor,
             action="submission.completed",
             details=request,
-            **request,
+            photo_key=photo_key,
+            audio_key=audio_key,
+            language=language,
+            priority=priority,
         )
         if completed is None:
             submission.refresh_from_db()
