@@ -105,7 +105,10 @@ class MediaUpload(models.Model):
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["status", "updated_at"]),  # the dashboard's bytes per hour
+        ]
 
     def __str__(self) -> str:
         return self.media_id
@@ -182,6 +185,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["action", "created_at"])]  # the dashboard's figures per hour
         constraints = [
             models.UniqueConstraint(
                 fields=["submission", "external_id"],

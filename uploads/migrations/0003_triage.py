@@ -34,4 +34,12 @@ class Migration(migrations.Migration):
             model_name='submission',
             index=models.Index(fields=['artisan_id'], name='uploads_sub_artisan_05d7d8_idx'),
         ),
+        migrations.AddIndex(
+            model_name='event',
+            index=models.Index(fields=['action', 'created_at'], name='uploads_eve_action_951231_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='mediaupload',
+            index=models.Index(fields=['status', 'updated_at'], name='uploads_med_status_a35b43_idx'),
+        ),
     ]
