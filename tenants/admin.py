@@ -4,38 +4,191 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
-from tenants.admin_scoping import TenantScopedAdmin
+from tenants.admin_scoping import TenantScopedAdmin, operator_tenant_ids
 from tenants.auth import operator_tenants
 from tenants.models import ApiKey, Membership, Tenant, UploadLink
-from tenants.services import MAX_UPLOAD_LINK_DAYS, upload_link_create, upload_link_revoke
+from tenants.services import (
+    MAX_UPLOAD_LINK_DAYS,
+    api_key_create,
+    api_key_rename,
+    api_key_revoke,
+    upload_link_create,
+    upload_link_revoke,
+)
 from uploads.errors import DomainError
 from uploads.keys import validate_artisan_id
 
 
+class SuperuserOnlyAdmin(admin.ModelAdmin):
+    """Tenants and memberships decide who sees what, so only superusers touch them, whatever model
+    permissions a staff user was given."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(SuperuserOnlyAdmin):
     list_display = ["id", "name", "is_active", "created_at"]
     search_fields = ["id", "name"]
 
 
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "tenant", "name", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["tenant"]
-    readonly_fields = ["prefix", "hashed_key", "created_at", "last_used_at"]
-
-    def has_add_permission(self, request: object) -> bool:
-        return False  # keys are minted by `manage.py create_api_key`, which shows the secret once
-
-
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SuperuserOnlyAdmin):
     list_display = ["user", "tenant", "role"]
     list_filter = ["tenant", "role"]
+    search_fields = ["user__username", "user__email", "tenant__id"]
+    list_select_related = ["user", "tenant"]
+    autocomplete_fields = ["user", "tenant"]
+
+
+class ApiKeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "active"), ("revoked", "revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        if self.value() in ("active", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    """Operators mint keys for their tenants (the secret is shown once, on the next page), name
+    and revoke them; viewers see which keys exist and when each was last used. The hash of the
+    secret is never shown: it is all anyone needs to recognise the key in a leaked database."""
+
+    list_display = ["prefix", "label", "tenant", "role", "created_at", "last_used_at", "state"]
+    list_display_links = ["prefix", "label"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "role", ApiKeyStateFilter]
+    search_fields = ["prefix", "name"]
+    list_select_related = ["tenant"]
+    fields = ["prefix", "name", "tenant", "role", "state", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "tenant", "role", "state", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    @admin.display(description="name", ordering="name")
+    def label(self, key: ApiKey) -> str:
+        return key.name or f"(unnamed {key.role} key)"
+
+    @admin.display(description="state")
+    def state(self, key: ApiKey) -> str:
+        return "revoked" if key.revoked_at else "active"
+
+    def operates(self, request: HttpRequest, key: ApiKey) -> bool:
+        return request.user.is_superuser or (request.user.is_staff and key.tenant_id in operator_tenant_ids(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_operate_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if obj is None:
+            return self.has_operate_permission(request)
+        return isinstance(obj, ApiKey) and self.operates(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser  # staff revoke: the row stays as the record of the key
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields if obj is not None else ["tenant", "name", "role"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "name":
+            field.required = True
+            field.help_text = "What uses this key, e.g. 'Android app' or 'pipeline (production)'."
+        return field
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "tenant":  # only on the add form: a key never moves to another tenant
+            kwargs["queryset"] = Tenant.objects.filter(pk__in=[t.pk for t in operator_tenants(request.user)])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            api_key_rename(api_key=obj, name=form.cleaned_data["name"])
+            return
+        # The form offered only the tenants this user operates (formfield_for_foreignkey).
+        key, raw = api_key_create(
+            tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"], role=form.cleaned_data["role"]
+        )
+        obj.pk, obj.prefix, obj.created_at = key.pk, key.prefix, key.created_at
+        self.message_user(
+            request,
+            f"API key {key.prefix}… ({key.role}) for {key.tenant_id} created. "
+            f"Copy it now; it is not shown again: {raw}",
+            messages.SUCCESS,
+        )
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        # Straight to the new key's page, where the one-time message shows the secret.
+        return HttpResponseRedirect(reverse("admin:tenants_apikey_change", args=[obj.pk]))
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False, **kwargs: Any
+    ) -> HttpResponse:
+        obj = kwargs.get("obj")
+        context["can_revoke"] = obj is not None and obj.revoked_at is None and self.operates(request, obj)
+        if add:
+            context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        return super().render_change_form(request, context, add=add, change=change, **kwargs)
+
+    def get_urls(self) -> list[Any]:
+        revoke = path(
+            "<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view), name="tenants_apikey_revoke"
+        )
+        return [revoke, *super().get_urls()]
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The key's page's way to revoke it: a confirmation, then the revocation."""
+        key = self.get_object(request, object_id)
+        if key is None:
+            raise Http404("No such API key.")  # another tenant's key answers as a missing one
+        if not self.operates(request, key):
+            raise PermissionDenied
+        if request.method == "POST":
+            if api_key_revoke(api_key=key):
+                self.message_user(request, f"API key {key.prefix}… revoked; it no longer works.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"API key {key.prefix}… was already revoked.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:tenants_apikey_change", args=[key.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke this API key?",
+            "opts": self.opts,
+            "key": key,
+        }
+        return TemplateResponse(request, "admin/tenants/apikey/revoke_confirmation.html", context)
+
+    @admin.action(description="Revoke selected API keys", permissions=["operate"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = sum(api_key_revoke(api_key=key) for key in self.operable(request, queryset))
+        self.message_user(request, f"{revoked} API key(s) revoked.", messages.SUCCESS)
 
 
 class UploadLinkForm(forms.ModelForm):

@@ -4,11 +4,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
-from tenants.models import ApiKey, Tenant, UploadLink
+from tenants.models import ApiKey, Membership, Tenant, UploadLink
 from uploads.errors import InvalidInput, UploadLinkExpired, UploadLinkInvalid, UploadLinkRevoked
 from uploads.keys import validate_artisan_id
 
@@ -37,8 +43,16 @@ def api_key_create(*, tenant: Tenant, name: str = "", role: str = ApiKey.Role.CL
     return key, raw
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def api_key_revoke(*, api_key: ApiKey) -> bool:
+    """True if this call revoked it; the next request with the key gets a 401."""
+    return bool(ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+def api_key_rename(*, api_key: ApiKey, name: str) -> None:
+    """Writes the name alone: a whole-row save could put back a revocation or a last use that
+    happened while the form was open."""
+    ApiKey.objects.filter(pk=api_key.pk).update(name=name)
+    api_key.name = name
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
@@ -120,3 +134,57 @@ def upload_link_check(*, link: UploadLink) -> None:
 def upload_link_revoke(*, link: UploadLink) -> bool:
     """True if this call revoked it; sessions it started stop working on their next request."""
     return bool(UploadLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+# --- staff -------------------------------------------------------------------------------------
+def staff_create(*, username: str, tenant: Tenant, role: str, email: str = "") -> tuple[User, Membership, bool]:
+    """Makes `username` a staff member of `tenant` with `role`: creates the user (with no usable
+    password: they choose one through staff_password_set_url) or updates an existing one, whose
+    password stays. Returns the user, the membership and whether the user was created.
+
+    Never grants superuser, and refuses to touch a superuser or a deactivated account: a
+    password-set link for either would be a way round whoever made them so."""
+    if role not in Membership.Role.values:
+        raise InvalidInput(
+            f"Unknown role {role!r}; choose one of: {', '.join(Membership.Role.values)}.", details={"field": "role"}
+        )
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(username=username).first()
+        created = user is None
+        if user is None:
+            user = User(username=username, email=email, is_staff=True)
+            user.set_unusable_password()
+            try:
+                user.full_clean()
+            except ValidationError as exc:
+                raise InvalidInput("; ".join(exc.messages), details={"fields": exc.message_dict}) from None
+            user.save()
+        else:
+            if user.is_superuser:
+                raise InvalidInput(f"{username} is a superuser and sees every tenant already; left unchanged.")
+            if not user.is_active:
+                raise InvalidInput(f"{username} is deactivated; a superuser must reactivate the account first.")
+            if email:
+                try:
+                    validate_email(email)
+                except ValidationError as exc:
+                    raise InvalidInput("; ".join(exc.messages), details={"field": "email"}) from None
+                user.email = email
+            user.is_staff = True
+            user.save(update_fields=["is_staff", "email"])
+        membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    return user, membership, created
+
+
+def staff_password_set_url(*, user: User) -> str:
+    """The address where `user` chooses a password (Django's password reset confirmation). The
+    token is bound to the current password hash and last login, so it works once: setting a
+    password or logging in spends it. It also expires after PASSWORD_RESET_TIMEOUT."""
+    path = reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return settings.PORTAL_BASE_URL + path
