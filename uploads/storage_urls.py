@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from uploads.storage_views import local_post, local_put
+from uploads.storage_views import local_get, local_post, local_put
 
 urlpatterns = [
     path("put/<str:token>", local_put, name="local-storage-put"),
     path("post/", local_post, name="local-storage-post"),
+    path("get/<str:token>", local_get, name="local-storage-get"),
 ]

@@ -1,21 +1,23 @@
 """The local backend's receiving end: where its signed URLs and forms point. Plain Django, not
 DRF: bodies are streamed to disk, never held in memory. It answers CORS for the origins in
-UPLOADS_CORS_ORIGINS as the bucket's CORS rule does on S3 (`manage.py s3_setup_bucket`)."""
+UPLOADS_CORS_ORIGINS as the bucket's CORS rule does on S3 (`manage.py s3_setup_bucket`).
+Its signed GET URLs (staff previews) are served here too, streamed from disk, with byte ranges."""
 
 from collections.abc import Callable, Mapping
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, BinaryIO, Concatenate, ParamSpec
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from portal.exceptions import domain_error_response, method_not_allowed_response
+from portal.exceptions import domain_error_response, error_body, method_not_allowed_response
 from uploads.errors import CrossSiteRefused, DomainError, InvalidInput, NotFound, StorageUnavailable
-from uploads.storage import LocalStorage, StorageError, UploadNotFound, get_storage
+from uploads.storage import LocalStorage, StorageError, StoredObject, UploadNotFound, get_storage
 from uploads.storage.local import IncomingObject
 
 P = ParamSpec("P")
@@ -178,3 +180,119 @@ def _local_storage() -> LocalStorage:
     if not isinstance(storage, LocalStorage):
         raise NotFound("Local storage is not in use.")
     return storage
+
+
+# --- reading: signed GET URLs (staff previews) ------------------------------------------------
+GET_BLOCK_SIZE = 64 * 1024
+
+
+def local_get(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A signed GET URL, answered as S3 answers one: the object streamed from disk, one byte
+    range as a 206 (audio players seek with ranges; Django's FileResponse sends whole files
+    only), HEAD with the headers alone. Errors in the API's shape: 403 for an expired or
+    altered URL, 404 for an object that is not stored, 416 for a range outside it."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed_response(request.method or "", ["GET", "HEAD"], "GET the object.")
+    try:
+        storage = _local_storage()
+        grant = storage.verify_get(token)
+        try:
+            opened = storage.open_object(key=grant.key)
+        except (StorageError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        if opened is None:
+            raise NotFound("This object is not stored.")
+    except DomainError as exc:
+        return domain_error_response(exc)
+    file, stored = opened
+    window = None
+    if request.headers.get("If-Range", stored.etag) == stored.etag:  # a changed object is sent whole
+        try:
+            window = byte_range(request.headers.get("Range"), stored.size)
+        except RangeNotSatisfiable:
+            file.close()
+            refusal = JsonResponse(
+                error_body(
+                    "range_not_satisfiable", "The requested range is outside the object.", {"size": stored.size}
+                ),
+                status=416,
+            )
+            refusal["Content-Range"] = f"bytes */{stored.size}"
+            return refusal
+    response = _object_response(request, file, stored, window, grant.content_type or stored.content_type)
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = stored.etag
+    response["Cache-Control"] = "private"
+    # Stored bytes are the uploader's: a browser opening the URL itself runs nothing of them.
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _object_response(
+    request: HttpRequest, file: BinaryIO, stored: StoredObject, window: tuple[int, int] | None, content_type: str
+) -> HttpResponseBase:
+    first, last = window if window is not None else (0, stored.size - 1)
+    length = last - first + 1
+    status = 206 if window is not None else 200
+    content_type = content_type or "application/octet-stream"
+    response: HttpResponseBase
+    if request.method == "HEAD":
+        file.close()
+        response = HttpResponse(status=status, content_type=content_type)
+    elif window is None:
+        response = FileResponse(file, content_type=content_type)
+    else:
+        file.seek(first)
+        response = FileResponse(ByteWindow(file, length), status=206, content_type=content_type)
+    if isinstance(response, FileResponse):
+        response.block_size = GET_BLOCK_SIZE
+    response["Content-Length"] = str(length)
+    if status == 206:
+        response["Content-Range"] = f"bytes {first}-{last}/{stored.size}"
+    return response
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The first and last byte (inclusive) of a single `Range: bytes=...` request; None to send
+    the whole object: no header, several ranges or one not understood (RFC 9110 lets a server
+    ignore Range). Raises RangeNotSatisfiable for a range that starts past the end."""
+    if header is None or not header.startswith("bytes="):
+        return None
+    first, dash, last = header.removeprefix("bytes=").strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or not all(v == "" or (v.isascii() and v.isdigit()) for v in (first, last)):
+        return None
+    if first == "":  # bytes=-N: the last N bytes
+        if last == "" or int(last) == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return max(0, size - int(last)), size - 1
+    start, end = int(first), int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable
+    return start, min(end, size - 1)
+
+
+class ByteWindow:
+    """`length` bytes of an open file from where it stands, read in blocks: a range never runs
+    past its end, whether Django streams it or the server's wsgi.file_wrapper does."""
+
+    def __init__(self, file: BinaryIO, length: int) -> None:
+        self.file = file
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        chunk = self.file.read(self.remaining if size < 0 else min(size, self.remaining))
+        self.remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.file.close()

@@ -59,6 +59,13 @@ class StorageBackend(Protocol):
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest: ...
 
+    def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
+        """A short-lived GET of a finished object (method "GET"), for staff previews: the bytes
+        go from storage to the browser without passing through the portal. `content_type`, when
+        given, is the type the answer declares (S3's ResponseContentType); otherwise the type
+        stored with the object. Supports single byte ranges, as audio players seek with them."""
+        ...
+
     def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
         """A form upload creating `key` with 1 to `max_bytes` bytes of `content_type`: for
         clients that cannot declare a size up front (stock Uppy), the size rule travels in the

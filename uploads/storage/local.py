@@ -8,6 +8,9 @@ Layout under the root:
   multipart/<uploadId>/<NNNNN>.<md5> its parts: the name carries the ETag, so a part and its
                                      ETag are replaced together by one atomic rename
   tmp/                               single PUTs, form POSTs and assemblies in flight
+
+Finished objects are read back through signed GET URLs too (staff previews), served by
+uploads.storage_views.local_get.
 """
 
 import hashlib
@@ -21,7 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from django.core import signing
 from django.urls import reverse
@@ -46,6 +49,7 @@ class Readable(Protocol):
 
 _SALT = "uploads.storage.local.put"
 _POST_SALT = "uploads.storage.local.post"
+_GET_SALT = "uploads.storage.local.get"  # its own salt: an upload token reads nothing, and back
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,15 @@ class PostPolicy:
     key: str
     content_type: str
     max_bytes: int
+
+
+@dataclass(frozen=True)
+class GetGrant:
+    """What a verified GET token lets its holder read: one key, answered as `content_type`
+    (None: the type stored with the object)."""
+
+    key: str
+    content_type: str | None
 
 
 class LocalStorage:
@@ -85,6 +98,26 @@ class LocalStorage:
             fields={"key": key, "Content-Type": content_type, "policy": policy},
             expires_at=datetime.fromtimestamp(expires, UTC),
         )
+
+    def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
+        expires = int(time.time()) + expires_in
+        token = signing.dumps({"k": key, "c": content_type, "e": expires}, salt=_GET_SALT, compress=True)
+        return SignedRequest(
+            url=reverse("local-storage-get", args=[token]),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            method="GET",
+        )
+
+    def verify_get(self, token: str) -> GetGrant:
+        """Signature and expiry, as S3 checks a presigned GET; the key is inside the signature, so
+        no edit of the URL reaches another object."""
+        try:
+            claims: dict[str, Any] = signing.loads(token, salt=_GET_SALT)
+        except signing.BadSignature:
+            raise UrlInvalid("This download URL is not valid.") from None
+        if claims["e"] < time.time():
+            raise UrlExpired("This download URL has expired; reload the page for a fresh one.")
+        return GetGrant(key=claims["k"], content_type=claims["c"])
 
     def _sign(self, claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
         expires = int(time.time()) + expires_in
@@ -288,6 +321,20 @@ class LocalStorage:
         if size != meta["size"]:  # the object was replaced and its metadata not yet
             return None
         return StoredObject(size=size, etag=meta["etag"], content_type=meta["contentType"])
+
+    def open_object(self, *, key: str) -> tuple[BinaryIO, StoredObject] | None:
+        """The object opened for reading, with its metadata; None when it is not (fully) stored.
+        The open file keeps its bytes even if the object is replaced meanwhile, so a long read
+        is of one version; the caller closes it."""
+        try:
+            meta = json.loads(self._meta_path(key).read_text())
+            file = open(self._object_path(key), "rb")  # noqa: SIM115 -- the caller streams and closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        if os.fstat(file.fileno()).st_size != meta["size"]:  # replaced, its metadata not yet: as head()
+            file.close()
+            return None
+        return file, StoredObject(size=meta["size"], etag=meta["etag"], content_type=meta["contentType"])
 
     def delete(self, *, key: str) -> None:
         self._meta_path(key).unlink(missing_ok=True)

@@ -53,6 +53,14 @@ class S3Storage:
             params["ContentLength"] = size
         return self._presign("put_object", params, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
 
+    def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
+        # The same client, signature and addressing as the PUT URLs: a preview URL reaches the
+        # bucket by the route an upload does. S3 itself answers Range requests with 206.
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        return self._presign("get_object", params, expires_in, {}, method="GET")
+
     def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
         # S3 itself refuses a file outside content-length-range (EntityTooLarge/EntityTooSmall)
         # or of another Content-Type, so the size rule holds without the client declaring one.
@@ -81,11 +89,13 @@ class S3Storage:
         return self._presign("upload_part", params, expires_in, {})
 
     def _presign(
-        self, operation: str, params: dict[str, Any], expires_in: int, headers: dict[str, str]
+        self, operation: str, params: dict[str, Any], expires_in: int, headers: dict[str, str], method: str = "PUT"
     ) -> SignedRequest:
         # Signing is local computation: no request reaches S3 here.
         url = self.client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
-        return SignedRequest(url=url, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in), headers=headers)
+        return SignedRequest(
+            url=url, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in), headers=headers, method=method
+        )
 
     def create_multipart(self, *, key: str, content_type: str) -> str:
         with _translated_errors():
