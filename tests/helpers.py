@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
 from rest_framework.test import APIClient
 
+from tenants.models import Membership, Tenant
 from tests.conftest import put_bytes
 from uploads.models import Event, MediaUpload, OutboxMessage, Submission, UploadPart
 
@@ -163,3 +166,25 @@ def complete_body(submission: dict[str, str], **overrides: Any) -> dict[str, Any
     }
     body.update(overrides)
     return body
+
+
+def staff_client(tenant: Tenant, role: str, username: str = "") -> Client:
+    """A logged-in admin session of a staff member with `role` in `tenant`."""
+    user = User.objects.create_user(username or f"{role}_{tenant.id}", password="pw", is_staff=True)
+    Membership.objects.create(user=user, tenant=tenant, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def staff_action(
+    client: Client, action: str, submissions: list[Submission], reason: str = "ticket 4711", **versions: int
+) -> tuple[Any, Any]:
+    """Runs a staff action from the submission list as a person does: asks for it (the
+    confirmation page), then confirms with a reason and the versions the page showed. `versions`
+    (`version_<pk>=N`) overrides what the page showed. Returns both responses, the second followed."""
+    selected = {"action": action, "_selected_action": [s.pk for s in submissions]}
+    confirmation = client.post("/admin/uploads/submission/", selected)
+    shown = {f"version_{s.pk}": Submission.objects.get(pk=s.pk).version for s in submissions}
+    confirm = {**selected, **shown, **versions, "confirm": "yes", "reason": reason}
+    return confirmation, client.post("/admin/uploads/submission/", confirm, follow=True)

@@ -5,13 +5,11 @@ differs from the first request's) and must not multiply (its own id is stable)."
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Membership, Tenant
 from tests.conftest import client_for
-from tests.helpers import complete_body, uploaded_submission
+from tests.helpers import complete_body, staff_action, staff_client, uploaded_submission
 from uploads.errors import Conflict
 from uploads.models import OutboxMessage, Stage, Submission
 from uploads.queue import LocalQueue, get_publisher
@@ -37,14 +35,6 @@ def sent_dedup_ids() -> list[str]:
     queue = get_publisher("processing")
     assert isinstance(queue, LocalQueue)
     return [m["deduplicationId"] for m in queue.messages()]
-
-
-def staff(tenant: Tenant, role: str) -> Client:
-    user = User.objects.create_user(f"{role}_{tenant.id}", password="pw", is_staff=True)
-    Membership.objects.create(user=user, tenant=tenant, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_reprocessing_a_failed_submission_sends_a_new_stable_deduplication_id(api: APIClient, tenant: Tenant) -> None:
@@ -79,26 +69,23 @@ def test_only_a_failed_submission_can_be_sent_back(api: APIClient) -> None:
 def test_operator_sends_failed_submission_back_from_the_admin(api: APIClient, tenant: Tenant) -> None:
     submission = completed(api)
     fail(submission, tenant)
-    response = staff(tenant, Membership.Role.OPERATOR).post(
-        "/admin/uploads/submission/",
-        {"action": "send_back_for_processing", "_selected_action": [submission.pk]},
-        follow=True,
-    )
-    assert response.status_code == 200
-    assert "1 submission(s) sent back for processing." in response.content.decode()
+    confirmation, done = staff_action(staff_client(tenant, Membership.Role.OPERATOR), "reprocess", [submission])
+    assert "A new processing request is queued" in confirmation.content.decode()
+    assert done.status_code == 200
+    assert f"Submission {submission.tracking_id}: Sent back for processing" in done.content.decode()
     assert Submission.objects.get(pk=submission.pk).stage == Stage.QUEUED
     assert len(sent_dedup_ids()) == 2
+    event = submission.events.get(action="submission.reprocess")
+    assert (event.actor, event.reason) == (f"staff:operator_{tenant.id}", "ticket 4711")
 
 
 def test_viewer_has_no_retry_actions(api: APIClient, tenant: Tenant) -> None:
     submission = completed(api)
     fail(submission, tenant)
-    viewer = staff(tenant, Membership.Role.VIEWER)
+    viewer = staff_client(tenant, Membership.Role.VIEWER)
     page = viewer.get("/admin/uploads/submission/").content.decode()
-    assert "send_back_for_processing" not in page
-    viewer.post(
-        "/admin/uploads/submission/", {"action": "send_back_for_processing", "_selected_action": [submission.pk]}
-    )
+    assert "reprocess" not in page
+    staff_action(viewer, "reprocess", [submission])
     assert Submission.objects.get(pk=submission.pk).stage == Stage.FAILED
 
 
@@ -107,9 +94,7 @@ def test_operator_of_one_tenant_cannot_retry_another_tenants_submission(
 ) -> None:
     theirs = completed(other_api)
     fail(theirs, other_tenant)
-    staff(tenant, Membership.Role.OPERATOR).post(
-        "/admin/uploads/submission/", {"action": "send_back_for_processing", "_selected_action": [theirs.pk]}
-    )
+    staff_action(staff_client(tenant, Membership.Role.OPERATOR), "reprocess", [theirs])
     assert Submission.objects.get(pk=theirs.pk).stage == Stage.FAILED
 
 
@@ -121,7 +106,7 @@ def test_operator_retries_failed_delivery_from_the_admin(
     OutboxMessage.objects.filter(pk=row.pk).update(
         status="failed", attempts=settings.OUTBOX_MAX_ATTEMPTS, last_error="x"
     )
-    page = staff(tenant, Membership.Role.OPERATOR)
+    page = staff_client(tenant, Membership.Role.OPERATOR)
     listing = page.get("/admin/uploads/outboxmessage/?status__exact=failed").content.decode()
     assert "retry_delivery" in listing
     response = page.post(
@@ -133,17 +118,13 @@ def test_operator_retries_failed_delivery_from_the_admin(
     assert row.submission_id == submission.pk
 
 
-def test_sending_back_a_submission_that_has_not_failed_warns_and_changes_nothing(
+def test_sending_back_a_submission_that_has_not_failed_says_why_and_changes_nothing(
     api: APIClient, tenant: Tenant
 ) -> None:
     submission = completed(api)
-    response = staff(tenant, Membership.Role.OPERATOR).post(
-        "/admin/uploads/submission/",
-        {"action": "send_back_for_processing", "_selected_action": [submission.pk]},
-        follow=True,
-    )
-    page = response.content.decode()
-    assert "only a failed one can be retried" in page
-    assert "0 submission(s) sent back for processing." in page
+    confirmation, done = staff_action(staff_client(tenant, Membership.Role.OPERATOR), "reprocess", [submission])
+    assert "Left alone: It is queued; only a failed one can be retried." in confirmation.content.decode()
+    assert "yes, go ahead" not in confirmation.content.decode()  # nothing to confirm
+    assert "not done. It is queued; only a failed one can be retried." in done.content.decode()
     assert Submission.objects.get(pk=submission.pk).stage == Stage.QUEUED
     assert OutboxMessage.objects.filter(topic="processing").count() == 1

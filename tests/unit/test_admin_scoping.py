@@ -34,9 +34,9 @@ def test_staff_sees_only_their_tenants_submissions(staff_client: Client, tenant:
 def test_staff_cannot_open_another_tenants_submission(staff_client: Client, other_tenant: Tenant) -> None:
     theirs = Submission.objects.create(tenant=other_tenant, artisan_id="b1")
     response = staff_client.get(f"/admin/uploads/submission/{theirs.pk}/change/")
-    assert response.status_code == 302  # the admin's "does not exist" redirect, same as for a missing id
+    assert response.status_code == 404  # the same answer as for a missing id
     missing = staff_client.get("/admin/uploads/submission/999999/change/")
-    assert missing.status_code == 302
+    assert missing.status_code == 404
 
 
 def test_staff_can_open_their_tenants_submission_read_only(staff_client: Client, tenant: Tenant) -> None:

@@ -14,15 +14,26 @@ from uploads.services.media import (
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
 from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
+from uploads.services.staff import (
+    STAFF_ACTIONS,
+    StaffAction,
+    staff_action_refusal,
+    staff_action_run,
+    submission_close,
+    submission_resend_status,
+    submission_retry_messages,
+)
 from uploads.services.submissions import submission_complete, submission_reprocess
 from uploads.services.sweeps import SweepReport, sweep_expired
 from uploads.services.uppy import media_initiate_uppy, uppy_meta_value
 
 __all__ = [
+    "STAFF_ACTIONS",
     "ClaimedPart",
     "InitiatedUpload",
     "PipelineReport",
     "SignedPart",
+    "StaffAction",
     "SweepReport",
     "UploadProgress",
     "media_abort",
@@ -36,9 +47,14 @@ __all__ = [
     "outbox_enqueue",
     "outbox_relay",
     "outbox_retry_failed",
+    "staff_action_refusal",
+    "staff_action_run",
+    "submission_close",
     "submission_complete",
     "submission_record_pipeline_event",
     "submission_reprocess",
+    "submission_resend_status",
+    "submission_retry_messages",
     "sweep_expired",
     "uppy_meta_value",
 ]

@@ -76,7 +76,9 @@ def submission_complete(
     return completed
 
 
-def submission_reprocess(*, submission: Submission, actor: str) -> Submission:
+def submission_reprocess(
+    *, submission: Submission, actor: str, reason: str = "", expected_version: int | None = None
+) -> Submission:
     """Staff's retry of a submission the pipeline failed: a new processing request with a new
     deduplication id (the first one may still sit in the FIFO queue's 5-minute window, which
     would silently drop the retry), stable per retry so the retry's own resends are dropped."""
@@ -88,11 +90,18 @@ def submission_reprocess(*, submission: Submission, actor: str) -> Submission:
             message="Sent back for processing.",
             actor=actor,
             action="submission.reprocess",
+            reason=reason,
+            expected_version=expected_version,
             catalog_id="",
             error_details=None,
         )
         if retried is None:
             submission.refresh_from_db()
+            if expected_version is not None and submission.version != expected_version:
+                raise Conflict(
+                    f"Submission {submission.tracking_id} changed since you looked; nothing was done.",
+                    details={"trackingId": submission.tracking_id, "version": submission.version},
+                )
             raise Conflict(
                 f"Submission {submission.tracking_id} is {submission.stage}; only a failed one can be retried.",
                 details={"trackingId": submission.tracking_id, "stage": submission.stage},
