@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
@@ -167,6 +168,8 @@ class SubmissionAdmin(TenantScopedAdmin):
         rows = self.get_queryset(request).filter(pk=unquote(object_id)) if object_id.isdigit() else None
         if action is None or rows is None or not rows.exists():
             raise Http404("No such submission or action.")
+        if not self.has_operate_permission(request):
+            raise PermissionDenied  # a viewer; an operator of another tenant is refused per row
         done_url = reverse("admin:uploads_submission_change", args=[object_id])
         return confirm_or_run(self, request, action, rows, done_url=done_url, hidden=[])
 
