@@ -221,27 +221,37 @@ def _hourly(tenant_ids: Collection[str] | None, now: datetime) -> tuple[HourBuck
 
 
 def _median_complete_to_queued(tenant_ids: Collection[str] | None, now: datetime) -> timedelta | None:
-    """Over the newest MEDIAN_SAMPLE queued events of the last 24 hours: two bounded queries."""
-    queued = list(
+    """Over the newest MEDIAN_SAMPLE queued events of the last 24 hours: two bounded queries,
+    the second reading the whole (short) timeline of those submissions, so a queued event is
+    paired with its own completion, not an older one whose queued event fell out of the window."""
+    sample = list(
         _scoped(Event.objects.filter(action=QUEUED), tenant_ids, "submission__tenant_id")
         .filter(created_at__gte=now - timedelta(hours=HOURS), created_at__lte=now)
         .order_by("-created_at", "-pk")
         .values_list("submission_id", "created_at")[:MEDIAN_SAMPLE]
     )
-    if not queued:
+    if not sample:
         return None
-    completed = Event.objects.filter(
-        action=COMPLETED, submission_id__in={sid for sid, _ in queued}, created_at__lte=now
-    ).values_list("submission_id", "created_at")
-    return median_duration(complete_to_queued_delays(completed=completed, queued=queued))
+    timeline = Event.objects.filter(
+        action__in=(COMPLETED, QUEUED), submission_id__in={sid for sid, _ in sample}, created_at__lte=now
+    ).values_list("submission_id", "action", "created_at")
+    completed: list[tuple[int, datetime]] = []
+    queued: list[tuple[int, datetime]] = []
+    for submission_id, action, at in timeline:
+        (completed if action == COMPLETED else queued).append((submission_id, at))
+    since = min(at for _, at in sample)
+    return median_duration(complete_to_queued_delays(completed=completed, queued=queued, since=since))
 
 
 def complete_to_queued_delays(
-    *, completed: Iterable[tuple[int, datetime]], queued: Iterable[tuple[int, datetime]]
+    *,
+    completed: Iterable[tuple[int, datetime]],
+    queued: Iterable[tuple[int, datetime]],
+    since: datetime | None = None,
 ) -> list[timedelta]:
-    """Pairs each completion with the first queued event of the same submission after it. A
-    queued event with no completion before it since the last pair (a staff retry long after the
-    upload) is no measure of the queue and is left out."""
+    """Pairs each completion with the first queued event of the same submission after it, and
+    keeps the pairs queued at or after `since`. A queued event with no completion before it
+    since the last pair (a staff retry long after the upload) is no measure of the queue."""
     timeline: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for submission_id, at in completed:
         timeline[submission_id].append((at, 0))  # 0 sorts a completion before a queued event of the same instant
@@ -254,7 +264,8 @@ def complete_to_queued_delays(
             if kind == 0:
                 pending = at
             elif pending is not None:
-                delays.append(at - pending)
+                if since is None or at >= since:
+                    delays.append(at - pending)
                 pending = None
     return delays
 
@@ -308,7 +319,7 @@ def hourly_chart_svg(buckets: Sequence[HourBucket], *, caption: str = "Last 24 h
     # format_html escapes its arguments into strings first: numbers go in already formatted.
     hours = format_html_join(
         "",
-        '<g class="hour"><title>{}–{}: {} completion(s), {}</title>'
+        '<g class="hour"><title>{}\u2013{}: {} completion(s), {}</title>'
         '<rect class="hit" x="{}" y="{}" width="{}" height="{}" fill="transparent"></rect>'
         '<rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="#417690"></rect></g>',
         (
