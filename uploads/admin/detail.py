@@ -72,7 +72,7 @@ def submission_page(request: HttpRequest, submission: Submission, *, operable: b
 
 
 def _file_panel(request: HttpRequest, media: MediaUpload) -> FilePanel:
-    plan = media_plan(media)
+    plan = media_plan(media) if media.strategy == Strategy.MULTIPART else None
     recorded = media.size if media.status == MediaStatus.UPLOADED and media.size is not None else (media.recorded or 0)  # type: ignore[attr-defined]
     panel = FilePanel(
         media=media,

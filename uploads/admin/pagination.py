@@ -16,15 +16,22 @@ class BoundedCountPaginator(Paginator):
     the limit itself. `estimated` tells the template to say "about"."""
 
     estimated = False
+    estimate_from_planner = False
+
+    @property
+    def exact_limit(self) -> int:
+        limit: int = settings.ADMIN_EXACT_COUNT_LIMIT
+        return limit
 
     @cached_property
     def count(self) -> int:
-        limit: int = settings.ADMIN_EXACT_COUNT_LIMIT
-        bounded: int = self.object_list[: limit + 1].count()  # type: ignore[attr-defined]
-        if bounded <= limit:
+        bounded: int = self.object_list[: self.exact_limit + 1].count()  # type: ignore[attr-defined]
+        if bounded <= self.exact_limit:
             return bounded
         self.estimated = True
-        return max(limit + 1, planner_estimate(self.object_list) or 0)
+        estimate = planner_estimate(self.object_list)
+        self.estimate_from_planner = estimate is not None
+        return max(self.exact_limit + 1, estimate or 0)
 
 
 def planner_estimate(queryset: Any) -> int | None:
