@@ -119,7 +119,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "name":
+        if db_field.name == "name" and field is not None:
             field.required = True
             field.help_text = "What uses this key, e.g. 'Android app' or 'pipeline (production)'."
         return field
@@ -150,13 +150,18 @@ class ApiKeyAdmin(TenantScopedAdmin):
         return HttpResponseRedirect(reverse("admin:tenants_apikey_change", args=[obj.pk]))
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False, **kwargs: Any
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any | None = None,
     ) -> HttpResponse:
-        obj = kwargs.get("obj")
         context["can_revoke"] = obj is not None and obj.revoked_at is None and self.operates(request, obj)
         if add:
             context.update(show_save_and_add_another=False, show_save_and_continue=False)
-        return super().render_change_form(request, context, add=add, change=change, **kwargs)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_urls(self) -> list[Any]:
         revoke = path(
