@@ -178,7 +178,11 @@ def staff_client(tenant: Tenant, role: str, username: str = "") -> Client:
 
 
 def staff_action(
-    client: Client, action: str, submissions: list[Submission], reason: str = "ticket 4711", **versions: int
+    client: Client,
+    action: str,
+    submissions: list[Submission],
+    reason: str = "ticket 4711",
+    versions: dict[str, int] | None = None,
 ) -> tuple[Any, Any]:
     """Runs a staff action from the submission list as a person does: asks for it (the
     confirmation page), then confirms with a reason and the versions the page showed. `versions`
@@ -186,5 +190,5 @@ def staff_action(
     selected = {"action": action, "_selected_action": [s.pk for s in submissions]}
     confirmation = client.post("/admin/uploads/submission/", selected)
     shown = {f"version_{s.pk}": Submission.objects.get(pk=s.pk).version for s in submissions}
-    confirm = {**selected, **shown, **versions, "confirm": "yes", "reason": reason}
+    confirm = {**selected, **shown, **(versions or {}), "confirm": "yes", "reason": reason}
     return confirmation, client.post("/admin/uploads/submission/", confirm, follow=True)

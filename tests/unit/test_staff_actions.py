@@ -209,7 +209,7 @@ def test_confirming_without_a_reason_shows_the_page_again_and_changes_nothing(ap
 def test_a_stale_confirmation_is_refused_per_row_and_the_others_go_ahead(api: APIClient, tenant: Tenant) -> None:
     stale, fresh = uploading(api), uploading(api)
     _, done = staff_action(
-        staff_client(tenant, OPERATOR), "abort", [stale, fresh], **{f"version_{stale.pk}": stale.version - 1}
+        staff_client(tenant, OPERATOR), "abort", [stale, fresh], versions={f"version_{stale.pk}": stale.version - 1}
     )
     page = done.content.decode()
     assert f"Submission {stale.tracking_id}: not done. It changed since you looked" in page
