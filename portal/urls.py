@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal.views import api_not_found, landing
@@ -7,6 +8,14 @@ from portal.views import api_not_found, landing
 urlpatterns = [
     path("", landing, name="landing"),
     path("upload/", include("uploads.pages.urls")),
+    # The one-time link `create_staff` prints: a new staff member chooses a password (Django's
+    # password-reset token, spent once the password is set).
+    path(
+        "admin/password-set/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(success_url=reverse_lazy("password_reset_complete")),
+        name="password_reset_confirm",
+    ),
+    path("admin/password-set/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
     path("v1/", include("uploads.api.urls")),
     path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
