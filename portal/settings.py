@@ -127,6 +127,7 @@ PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 # Browser sessions (staff in the admin, artisans through upload links) last a working day.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
 SESSION_COOKIE_SAMESITE = "Lax"
+LOGIN_URL = "admin:login"  # the only sign-in page; the password-set page links to it
 UPLOAD_LINK_DEFAULT_DAYS = env_int("UPLOAD_LINK_DEFAULT_DAYS", 7)
 # Origins of web apps on other sites that PUT or POST bytes straight to storage: the local
 # backend answers their CORS preflights, and `manage.py s3_setup_bucket` writes them into the
