@@ -10,8 +10,8 @@ from typing import Any, BinaryIO, Concatenate, ParamSpec
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.http.response import HttpResponseBase
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
