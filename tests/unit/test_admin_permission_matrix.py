@@ -37,6 +37,7 @@ from uploads.services import STAFF_ACTIONS
 ROLES = ["superuser", "operator", "viewer", "other_staff", "no_membership", "anonymous"]
 ACTING_ROLES = {"superuser", "operator"}  # whose confirmed actions on tenant A's rows take effect
 REASON = "ticket 4711"
+CHANGELIST = "/admin/uploads/submission/"
 
 
 def _row(*statuses: int) -> dict[str, int]:
@@ -165,7 +166,7 @@ def _tenant_data(tenant_id: str) -> TenantData:
     link, _ = upload_link_create(tenant=tenant, artisan_id=f"link_artisan_{letter}", days=3)
     secrets = {tenant_id, key.prefix, link.artisan_id}
     for submission in by_stage.values():
-        secrets |= {submission.tracking_id, submission.artisan_id}
+        secrets |= {submission.tracking_id, submission.artisan_id, f"{CHANGELIST}{submission.pk}/"}
         secrets |= set(submission.media.values_list("media_id", flat=True))
     return TenantData(tenant=tenant, by_stage=by_stage, failed_message=message, secrets=secrets)
 
@@ -204,7 +205,6 @@ class Call:
     target: Submission | None = None  # a confirmed action's row: changed only by ACTING_ROLES
 
 
-CHANGELIST = "/admin/uploads/submission/"
 # Which of tenant A's rows each action applies to (so an operator's confirmation offers the form).
 TARGET_STAGE = {
     "reprocess": Stage.FAILED,
@@ -291,9 +291,11 @@ def _forbidden(w: World, role: str) -> set[str]:
     }[role]
 
 
-def _body(response: Any) -> str:
+def _body(response: Any, role: str) -> str:
+    """The body, and where a redirect leads (not for anonymous callers: the login redirect
+    carries the requested path back to them)."""
     content = b"".join(response.streaming_content) if response.streaming else response.content
-    return content.decode() + response.get("Location", "")
+    return content.decode() + ("" if role == "anonymous" else response.get("Location", ""))
 
 
 def _state(row: Submission) -> tuple[str, int, int, list[str]]:
@@ -328,10 +330,10 @@ def test_admin_answers_each_role_as_the_matrix_says_and_shows_no_other_tenants_i
     client = _client(world, role)
     response = client.get(call.path) if call.method == "GET" else client.post(call.path, call.data)
 
-    assert response.status_code == EXPECTED[url_name][role], _body(response)[:2000]
+    assert response.status_code == EXPECTED[url_name][role], _body(response, role)[:2000]
     if response.status_code == 302 and role == "anonymous":
         assert response["Location"].startswith("/admin/login/")
-    body = _body(response)
+    body = _body(response, role)
     leaked = sorted(s for s in _forbidden(world, role) - call.echoed if s in body)
     assert not leaked, f"{role} was shown another tenant's {leaked}"
     if url_name.endswith("_from_list_confirmation") or url_name.endswith("_from_page_confirmation"):
@@ -377,3 +379,15 @@ def test_matrix_covers_every_staff_action() -> None:
     for name in STAFF_ACTIONS:
         assert {f"{name}_from_list_confirmed", f"{name}_from_page_confirmed"} <= set(EXPECTED)
     assert set(TARGET_STAGE) == set(STAFF_ACTIONS)
+
+
+@pytest.mark.django_db
+def test_superuser_sees_both_tenants_so_the_leak_check_has_something_to_find(world: World) -> None:
+    listed = _body(_client(world, "superuser").get(CHANGELIST), "superuser")
+    exported = _body(_client(world, "superuser").get(f"{CHANGELIST}export.csv"), "superuser")
+    for data in (world.a, world.b):
+        for row in data.by_stage.values():
+            assert row.tracking_id in listed and f"{CHANGELIST}{row.pk}/" in listed
+            assert {row.tracking_id, row.artisan_id, *row.media.values_list("media_id", flat=True)} <= set(
+                exported.replace(",", " ").replace(":", " ").split()
+            )
