@@ -11,6 +11,7 @@ os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", str(64 * 1024))
 
 import boto3
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
@@ -36,6 +37,14 @@ def isolated_storage(settings: Any, tmp_path: Path) -> Path:
     settings.UPLOADS_LOCAL_ROOT = tmp_path / "objects"
     settings.UPLOADS_LOCAL_QUEUE_DIR = tmp_path / "queue"
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """The admin dashboard is cached: one test's figures must not be another's."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

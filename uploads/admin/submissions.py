@@ -175,6 +175,8 @@ class SubmissionAdmin(TenantScopedAdmin):
 
     def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
         """The changelist as filtered and searched, as CSV, streamed a thousand rows at a time."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         changelist = self.get_changelist_instance(request)
         rows = changelist.get_queryset(request)
         writer = csv.writer(_Echo())
