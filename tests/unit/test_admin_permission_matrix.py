@@ -304,19 +304,7 @@ def _state(row: Submission) -> tuple[str, int, int, list[str]]:
     return row.stage, row.version, Event.objects.filter(submission=row).count(), statuses
 
 
-# Cases that fail because of a product bug, kept visible until it is fixed.
-KNOWN_BUGS = {
-    ("export", "no_membership"): "export_view skips the view permission the changelist checks: "
-    "staff without a membership get an (empty) CSV instead of 403",
-    ("export_filtered", "no_membership"): "same as export",
-}
-CASES = [
-    pytest.param(name, role, id=f"{name}-{role}", marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name, role])])
-    if (name, role) in KNOWN_BUGS
-    else pytest.param(name, role, id=f"{name}-{role}")
-    for name in EXPECTED
-    for role in ROLES
-]
+CASES = [pytest.param(name, role, id=f"{name}-{role}") for name in EXPECTED for role in ROLES]
 
 
 @pytest.mark.django_db
