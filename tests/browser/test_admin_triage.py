@@ -165,7 +165,12 @@ def assert_thumbnail_shown(page: Page) -> None:
 
 # --- operators act, viewers read ----------------------------------------------------------------
 def test_operator_pastes_a_tracking_id_aborts_with_a_reason_and_sees_the_event_and_the_new_stage(
-    new_context: NewContext, staff_user: User, tenant: Tenant, other_tenant: Tenant, server: str
+    new_context: NewContext,
+    staff_user: User,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    server: str,
+    screenshot: Screenshot,
 ) -> None:
     submission = half_sent(client_for(tenant))
     half_sent(client_for(other_tenant))
@@ -180,6 +185,8 @@ def test_operator_pastes_a_tracking_id_aborts_with_a_reason_and_sees_the_event_a
     page.get_by_role("link", name="Abort…").click()
     expect(page.locator("table.confirm-rows tbody tr")).to_have_count(1)
     expect(page.locator("table.confirm-rows")).to_contain_text(submission.tracking_id)
+    assert serious_axe_violations(page) == []
+    screenshot(page, "admin-confirm-abort")
     confirm = page.get_by_role("button", name="Abort: yes, go ahead")
     confirm.click()  # no reason yet: the browser keeps the form, nothing is posted
     assert page.get_by_label("Reason").evaluate("field => field.validity.valueMissing")
@@ -195,6 +202,7 @@ def test_operator_pastes_a_tracking_id_aborts_with_a_reason_and_sees_the_event_a
     expect(event).to_contain_text("staff:operator")
     expect(event).to_contain_text("Ticket 4711: the artisan sent the wrong product")
     expect(page.locator(".triage-actions").get_by_role("link", name="Abort…")).to_have_count(0)
+    screenshot(page, "admin-submission-aborted")
 
 
 def test_another_tenants_tracking_id_finds_nothing_from_the_search_box(
@@ -316,4 +324,5 @@ def test_submission_page_screenshots_at_desktop_1400_px_and_phone_widths(
     phone = admin_page(new_context, two_tenant_operator, server, phone=True)
     phone.goto(change_url(triage_day))
     assert_thumbnail_shown(phone)
+    assert_fits_width(phone)
     screenshot(phone, "admin-submission-phone")
