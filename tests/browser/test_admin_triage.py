@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Membership, Tenant
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.browser
 Screenshot = Callable[[Page, str], Path]
 AUDIO_SIZE = 9 * MIB + 300_000  # ten planned parts of 1 MiB (the browser conftest's part size)
 RECORDED_PARTS = [1, 2, 3, 5, 6]  # part 4 and parts 7-10 are gaps against the plan
-WIDE = {"width": 1400, "height": 900}
+WIDE: ViewportSize = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(autouse=True)
@@ -301,6 +301,8 @@ def test_dashboard_and_submission_list_screenshots_without_serious_axe_violation
 
     page.goto("/admin/uploads/submission/")
     expect(page.locator("#result_list tbody tr")).to_have_count(7)
+    actions = page.locator("#changelist-form select[name=action] option")  # what a viewer must not get
+    expect(actions).to_contain_text(["Retry processing", "Abort", "Expire now"])
     assert "tenant_hidden" not in page.content()
     assert serious_axe_violations(page) == []
     assert_fits_width(page)
