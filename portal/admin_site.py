@@ -22,6 +22,7 @@ class PortalAdminSite(admin.AdminSite):
     site_header = "Catalog upload portal"
     site_title = "Catalog upload portal"
     index_title = "Triage"
+    enable_nav_sidebar = False  # the submission list needs the width; every page has breadcrumbs
 
     def triage_scope(self, request: HttpRequest) -> Collection[str] | None:
         """The tenants whose rows this user may see: None means every tenant (superusers)."""

@@ -58,7 +58,7 @@ def test_list_shows_each_files_progress_from_the_database(api: APIClient, viewer
     media = multipart_with_parts(api, [1, 2])
     html = page(viewer, LIST)
     assert media.submission.tracking_id in html
-    assert '<span class="kind">audio</span> 128.0\xa0KB of 265.8\xa0KB (48%)' in html
+    assert '<span class="kind">audio</span> 128.0\xa0KB / 265.8\xa0KB · 48%' in html
     assert 'stage-badge stage-uploading">Uploading' in html
 
 

@@ -9,7 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Sum
 from django.http import HttpRequest
 
-from uploads.models import MediaStatus, MediaUpload, OutboxMessage, Strategy, Submission, UploadPart
+from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Strategy, Submission, UploadPart
 from uploads.services import STAFF_ACTIONS, staff_action_refusal
 from uploads.services.inspection import StorageView, media_preview_url, media_storage_view
 from uploads.services.media import media_plan
@@ -64,7 +64,7 @@ def submission_page(request: HttpRequest, submission: Submission, *, operable: b
         "processing_sent": processing,
         "processing_json": _pretty(processing.body) if processing else "",
         "files": panels,
-        "events": list(submission.events.select_related("media").order_by("-created_at", "-id")[:TIMELINE_LIMIT]),
+        "events": _timeline(submission),
         "outbox": list(submission.outbox.order_by("-created_at")[:100]),
         "staff_actions": actions,
         "operable": operable,
@@ -124,6 +124,13 @@ def _ranges(numbers: list[int]) -> str:
             spans.append(str(start) if start == prev else f"{start}–{prev}")
         start = prev = n
     return ", ".join(spans)
+
+
+def _timeline(submission: Submission) -> list[Event]:
+    events = list(submission.events.select_related("media").order_by("-created_at", "-id")[:TIMELINE_LIMIT])
+    for event in events:
+        event.details_json = json.dumps(event.details, ensure_ascii=False, sort_keys=True)  # type: ignore[attr-defined]
+    return events
 
 
 def _pretty(value: Any) -> str:

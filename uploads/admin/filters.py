@@ -53,7 +53,7 @@ class PriorityFilter(ChoiceFilter):
 
 
 class StuckFilter(admin.SimpleListFilter):
-    title = "stuck"
+    title = "progress"
     parameter_name = "stuck"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -64,7 +64,7 @@ class StuckFilter(admin.SimpleListFilter):
 
 
 class FailedMessagesFilter(admin.SimpleListFilter):
-    title = "messages"
+    title = "failed messages"
     parameter_name = "failed_messages"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:

@@ -77,6 +77,7 @@ class SubmissionAdmin(TenantScopedAdmin):
     list_per_page = 50
     paginator = BoundedCountPaginator
     show_full_result_count = False  # a second COUNT(*) of the whole table on every page: no
+    show_facets = admin.ShowFacets.NEVER  # a COUNT per filter choice, over a million rows: no
     ordering = ["-created_at"]
     actions = [changelist_action(action) for action in STAFF_ACTIONS.values()]
     change_form_template = "admin/uploads/submission/triage.html"
@@ -116,7 +117,7 @@ class SubmissionAdmin(TenantScopedAdmin):
     def file_progress(self, submission: Submission) -> str:
         return format_html_join(
             "",
-            '<div class="file-progress"><span class="kind">{}</span> {} of {}{}</div>',
+            '<div class="file-progress"><span class="kind">{}</span> {} / {}{}</div>',
             ((m.kind, filesizeformat(_bytes_in(m)), _size_or_unknown(m), _percent(m)) for m in submission.media.all()),
         )
 
@@ -202,14 +203,14 @@ def _bytes_in(media: MediaUpload) -> int:
 
 def _size_or_unknown(media: MediaUpload) -> str:
     size = media.size or media.declared_size
-    return filesizeformat(size) if size else "unknown size"
+    return filesizeformat(size) if size else "?"
 
 
 def _percent(media: MediaUpload) -> str:
     if media.status in (MediaStatus.ABORTED, MediaStatus.EXPIRED):
-        return f" ({media.status})"
+        return f" · {media.status}"
     size = media.size or media.declared_size
-    return f" ({min(100, round(100 * _bytes_in(media) / size))}%)" if size else ""
+    return f" · {min(100, round(100 * _bytes_in(media) / size))}%" if size else ""
 
 
 def _error_summary(submission: Submission) -> str:
