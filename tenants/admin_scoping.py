@@ -3,8 +3,9 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 
 from tenants.models import Membership
 
@@ -56,6 +57,24 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if request.user.is_superuser:
             return queryset
         return queryset.filter(**{f"{self.tenant_field}__in": operator_tenant_ids(request)})
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self.require_object(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        self.require_object(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def require_object(self, request: HttpRequest, object_id: str) -> Model:
+        """Another tenant's row answers exactly as a missing one: 404 (the admin's own answer is
+        a redirect to the list with a message that would say the id exists somewhere)."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("Nothing with this id in your tenants.")
+        return obj
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
-from tenants.models import Membership, Tenant
-from uploads.models import Submission
+from tenants.models import Membership, Tenant, UploadLink
+from uploads.models import OutboxMessage, Submission
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +52,18 @@ def test_staff_without_membership_sees_no_uploads(db: Any) -> None:
     client = Client()
     client.force_login(user)
     assert client.get("/admin/uploads/submission/").status_code == 403
+
+
+@pytest.mark.parametrize("model", ["outboxmessage", "uploadlink"])
+def test_another_tenants_row_of_any_scoped_model_is_404_like_a_missing_one(
+    staff_client: Client, other_tenant: Tenant, model: str
+) -> None:
+    theirs = Submission.objects.create(tenant=other_tenant, artisan_id="b1")
+    if model == "outboxmessage":
+        row: Any = OutboxMessage.objects.create(dedup_key="k", topic="status", submission=theirs, body={})
+        app = "uploads"
+    else:
+        row = UploadLink.objects.create(tenant=other_tenant, artisan_id="b1", expires_at=timezone.now())
+        app = "tenants"
+    for view in ("change", "history"):
+        assert staff_client.get(f"/admin/{app}/{model}/{row.pk}/{view}/").status_code == 404

@@ -156,9 +156,8 @@ class SubmissionAdmin(TenantScopedAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        submission = self.get_object(request, unquote(object_id))
-        if submission is None:
-            raise Http404("No such submission in your tenants.")  # another tenant's answers like a missing one
+        submission = self.require_object(request, object_id)
+        assert isinstance(submission, Submission)
         operable = request.user.is_superuser or submission.tenant_id in operator_tenant_ids(request)
         context = {**(extra_context or {}), **submission_page(request, submission, operable=operable)}
         context["title"] = f"Submission {submission.tracking_id}"
