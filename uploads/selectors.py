@@ -33,10 +33,30 @@ def submission_get(*, tenant: Tenant, tracking_id: str, artisan_id: str | None =
     return submission
 
 
+def media_with_recorded_bytes() -> QuerySet[MediaUpload]:
+    """Files with `recorded_bytes`, the sum of the parts their clients recorded: one aggregate,
+    whatever the number of parts. For the status API and the staff pages alike."""
+    return MediaUpload.objects.annotate(recorded_bytes=Sum("parts__size")).order_by("created_at")
+
+
+def media_bytes_received(media: MediaUpload) -> int:
+    """All of a finished file; of one in flight, what its client has recorded (needs
+    media_with_recorded_bytes)."""
+    if media.size is not None:
+        return media.size
+    return getattr(media, "recorded_bytes", None) or 0
+
+
+def media_percent_received(media: MediaUpload) -> int | None:
+    """None when nobody knows the file's size yet (an open upload before completion)."""
+    total = media.size or media.declared_size
+    return min(100, round(100 * media_bytes_received(media) / total)) if total else None
+
+
 def submission_status(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> Submission:
     """The submission with its files and the bytes recorded for each: two queries, whatever
     the number of parts."""
-    files = MediaUpload.objects.annotate(recorded_bytes=Sum("parts__size")).order_by("created_at")
+    files = media_with_recorded_bytes()
     submission = (
         _scoped(Submission.objects.filter(tenant=tenant, tracking_id=tracking_id), artisan_id, "artisan_id")
         .prefetch_related(Prefetch("media", queryset=files))

@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Sum
 from django.http import HttpRequest
 
 from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Strategy, Submission, UploadPart
+from uploads.selectors import media_bytes_received, media_percent_received, media_with_recorded_bytes
 from uploads.services import STAFF_ACTIONS, staff_action_refusal
 from uploads.services.inspection import StorageView, media_preview_url, media_storage_view
-from uploads.services.media import media_plan
 
 PARTS_PER_PAGE = 100
 TIMELINE_LIMIT = 500
@@ -30,10 +29,7 @@ class PartRow:
 @dataclass
 class FilePanel:
     media: MediaUpload
-    recorded_bytes: int
-    part_size: int | None
-    part_count: int | None
-    parts: Page | None
+    parts: Page | None = None
     rows: list[PartRow] = field(default_factory=list)
     missing: str = ""  # "3, 7–9": parts the plan has and the database lacks
     missing_count: int = 0
@@ -41,17 +37,18 @@ class FilePanel:
     storage: StorageView | None = None
 
     @property
+    def received(self) -> int:
+        return media_bytes_received(self.media)
+
+    @property
     def percent(self) -> int | None:
-        total = self.media.size or self.media.declared_size
-        return min(100, round(100 * self.recorded_bytes / total)) if total else None
+        return media_percent_received(self.media)
 
 
 def submission_page(request: HttpRequest, submission: Submission, *, operable: bool) -> dict[str, Any]:
     """The page's context. `?parts_<mediaId>=N` pages a file's part table; `?storage=<mediaId>`
     asks storage for its own view of that file (a live call, so only on demand)."""
-    files = (
-        MediaUpload.objects.filter(submission=submission).annotate(recorded=Sum("parts__size")).order_by("created_at")
-    )
+    files = media_with_recorded_bytes().filter(submission=submission)
     panels = [_file_panel(request, media) for media in files]
     processing = submission.outbox.filter(topic=OutboxMessage.Topic.PROCESSING).order_by("-created_at").first()
     actions = []
@@ -72,23 +69,15 @@ def submission_page(request: HttpRequest, submission: Submission, *, operable: b
 
 
 def _file_panel(request: HttpRequest, media: MediaUpload) -> FilePanel:
-    plan = media_plan(media) if media.strategy == Strategy.MULTIPART else None
-    recorded = media.size if media.status == MediaStatus.UPLOADED and media.size is not None else (media.recorded or 0)  # type: ignore[attr-defined]
-    panel = FilePanel(
-        media=media,
-        recorded_bytes=recorded,
-        part_size=plan.part_size if plan else media.part_size,
-        part_count=plan.part_count if plan else media.part_count,
-        parts=None,
-    )
+    panel = FilePanel(media=media)
     if media.strategy == Strategy.MULTIPART:
         parts = UploadPart.objects.filter(media=media).order_by("part_number")
         panel.parts = Paginator(parts, PARTS_PER_PAGE).get_page(request.GET.get(f"parts_{media.media_id}"))
-        last = panel.part_count if not panel.parts.has_next() else None
+        last = media.part_count if not panel.parts.has_next() else None
         panel.rows = _rows_with_gaps(list(panel.parts.object_list), first_page=panel.parts.number == 1, last=last)
-        if panel.part_count:
+        if media.part_count:
             numbers = set(parts.values_list("part_number", flat=True))
-            missing = [n for n in range(1, panel.part_count + 1) if n not in numbers]
+            missing = [n for n in range(1, media.part_count + 1) if n not in numbers]
             panel.missing, panel.missing_count = _ranges(missing), len(missing)
     if media.status == MediaStatus.UPLOADED:
         panel.preview_url = media_preview_url(media=media)

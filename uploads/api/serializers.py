@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from uploads.media_types import MEDIA_TYPES
 from uploads.models import MediaUpload, Stage
+from uploads.selectors import media_bytes_received
 
 MAX_BIGINT = 2**63 - 1
 
@@ -235,9 +236,7 @@ class FileStatusOutput(CompactSerializer):
     numParts = serializers.IntegerField(source="part_count", required=False, default=None)
 
     def get_bytes_recorded(self, media: MediaUpload) -> int:
-        if media.size is not None:
-            return media.size
-        return getattr(media, "recorded_bytes", None) or 0
+        return media_bytes_received(media)
 
 
 class StatusOutput(CompactSerializer):
