@@ -3,6 +3,7 @@ endpoints the way a client does, checking the error shape, and seeing what chang
 
 import hashlib
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +169,28 @@ def complete_body(submission: dict[str, str], **overrides: Any) -> dict[str, Any
     return body
 
 
-def staff_client(tenant: Tenant, role: str, username: str = "") -> Client:
-    """A logged-in admin session of a staff member with `role` in `tenant`."""
-    user = User.objects.create_user(username or f"{role}_{tenant.id}", password="pw", is_staff=True)
-    Membership.objects.create(user=user, tenant=tenant, role=role)
+def staff_client(
+    tenant: Tenant | None,
+    role: str = Membership.Role.VIEWER,
+    username: str = "",
+    *,
+    also: Sequence[tuple[Tenant, str]] = (),
+) -> Client:
+    """A logged-in admin session of a staff member with `role` in `tenant` (None: staff with no
+    membership at all), and the roles in `also` in further tenants."""
+    name = username or (f"{role}_{tenant.id}" if tenant else "staff")
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    memberships = [(tenant, role)] if tenant else []
+    for member_of, as_role in [*memberships, *also]:
+        Membership.objects.create(user=user, tenant=member_of, role=as_role)
     client = Client()
     client.force_login(user)
+    return client
+
+
+def superuser_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password="pw"))
     return client
 
 

@@ -8,13 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
 from tenants.models import Membership, Tenant
-from tests.helpers import staff_client
+from tests.helpers import staff_client, superuser_client
 from uploads.keys import build_object_key
 from uploads.models import (
     Event,
@@ -113,12 +112,6 @@ def submissions(tenant: Tenant, count: int) -> list[Submission]:
             )
         made.append(row)
     return made
-
-
-def superuser_client() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="pw"))
-    return client
 
 
 def client_as(role: str, tenant: Tenant) -> Client:

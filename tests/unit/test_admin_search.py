@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from tenants.models import Membership, Tenant
+from tenants.models import Tenant
+from tests.helpers import staff_client
 from uploads.models import MediaUpload, Submission
 
 pytestmark = pytest.mark.django_db
@@ -17,18 +18,9 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/uploads/submission/"
 
 
-def staff(tenant: Tenant | None, name: str = "staff", role: str = Membership.Role.VIEWER) -> Client:
-    user = User.objects.create_user(name, password="pw", is_staff=True)
-    if tenant is not None:
-        Membership.objects.create(user=user, tenant=tenant, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def viewer(tenant: Tenant) -> Client:
-    return staff(tenant)
+    return staff_client(tenant)
 
 
 def photo_of(submission: Submission) -> MediaUpload:
@@ -125,7 +117,7 @@ def test_anonymous_search_goes_to_login(db: Any) -> None:
 
 def test_staff_without_membership_may_not_search(db: Any, other_tenant: Tenant) -> None:
     theirs = Submission.objects.create(tenant=other_tenant, artisan_id="art_1")
-    assert staff(None).get("/admin/search/", {"q": theirs.tracking_id}).status_code == 403
+    assert staff_client(None).get("/admin/search/", {"q": theirs.tracking_id}).status_code == 403
 
 
 def test_index_has_the_search_box_at_the_top_autofocused_and_labelled(viewer: Client) -> None:

@@ -11,26 +11,11 @@ from django.test import Client
 
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import api_key_create
-from tests.helpers import UNKNOWN_TRACKING_ID
+from tests.helpers import UNKNOWN_TRACKING_ID, staff_client, superuser_client
 
 pytestmark = pytest.mark.django_db
 
 KEYS = "/admin/tenants/apikey/"
-
-
-def staff(*roles: tuple[Tenant, str], name: str = "staff") -> Client:
-    user = User.objects.create_user(name, password="pw", is_staff=True)
-    for tenant, role in roles:
-        Membership.objects.create(user=user, tenant=tenant, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def superuser() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="pw"))
-    return client
 
 
 def status_with(raw_key: str) -> int:
@@ -47,11 +32,11 @@ def keys(tenant: Tenant, other_tenant: Tenant) -> dict[str, tuple[ApiKey, str]]:
 
 
 def viewer_of(tenant: Tenant) -> Client:
-    return staff((tenant, Membership.Role.VIEWER), name="viewer")
+    return staff_client(tenant, Membership.Role.VIEWER, "viewer")
 
 
 def operator_of(tenant: Tenant) -> Client:
-    return staff((tenant, Membership.Role.OPERATOR), name="operator")
+    return staff_client(tenant, Membership.Role.OPERATOR, "operator")
 
 
 # --- who sees which keys ---------------------------------------------------------------------
@@ -70,11 +55,11 @@ def test_the_key_list_shows_each_caller_only_their_tenants_keys(
     who: str, status: int, sees_mine: bool, sees_theirs: bool, tenant: Tenant, other_tenant: Tenant, keys: Any
 ) -> None:
     makers: dict[str, Callable[[], Client]] = {
-        "superuser": superuser,
+        "superuser": superuser_client,
         "operator": lambda: operator_of(tenant),
         "viewer": lambda: viewer_of(tenant),
         "other_tenant_staff": lambda: operator_of(other_tenant),
-        "no_membership": lambda: staff(),
+        "no_membership": lambda: staff_client(None),
         "anonymous": Client,
     }
     client = makers[who]()
@@ -133,7 +118,7 @@ def test_another_tenants_key_does_not_exist_for_staff(tenant: Tenant, keys: Any)
 
 def test_the_hashed_key_is_never_shown(tenant: Tenant, keys: Any) -> None:
     key, _ = keys["mine"]
-    for client in (viewer_of(tenant), operator_of(tenant), superuser()):
+    for client in (viewer_of(tenant), operator_of(tenant), superuser_client()):
         for url in (KEYS, f"{KEYS}{key.pk}/change/"):
             page = client.get(url)
             assert page.status_code == 200
@@ -143,16 +128,16 @@ def test_the_hashed_key_is_never_shown(tenant: Tenant, keys: Any) -> None:
 
 # --- creating a key --------------------------------------------------------------------------
 def test_the_add_form_offers_only_the_tenants_the_user_operates(tenant: Tenant, other_tenant: Tenant) -> None:
-    client = staff((tenant, Membership.Role.OPERATOR), (other_tenant, Membership.Role.VIEWER))
+    client = staff_client(tenant, Membership.Role.OPERATOR, also=[(other_tenant, Membership.Role.VIEWER)])
     form = client.get(f"{KEYS}add/").context["adminform"].form
     assert [t.pk for t in form.fields["tenant"].queryset] == ["tenant_a"]
     assert set(form.fields) == {"tenant", "name", "role"}
-    root_form = superuser().get(f"{KEYS}add/").context["adminform"].form
+    root_form = superuser_client().get(f"{KEYS}add/").context["adminform"].form
     assert [t.pk for t in root_form.fields["tenant"].queryset] == ["tenant_a", "tenant_b"]
 
 
 def test_an_operator_cannot_create_a_key_for_another_tenant(tenant: Tenant, other_tenant: Tenant) -> None:
-    client = staff((tenant, Membership.Role.OPERATOR), (other_tenant, Membership.Role.VIEWER))
+    client = staff_client(tenant, Membership.Role.OPERATOR, also=[(other_tenant, Membership.Role.VIEWER)])
     response = client.post(f"{KEYS}add/", {"tenant": "tenant_b", "name": "sneaky", "role": "client"})
     assert response.status_code == 200  # the form again, with an error on the tenant choice
     assert b"Select a valid choice" in response.content
@@ -197,7 +182,7 @@ def test_an_operator_renames_a_key_but_cannot_move_it_or_change_its_role(
     tenant: Tenant, other_tenant: Tenant, keys: Any
 ) -> None:
     key, raw = keys["mine"]
-    client = staff((tenant, Membership.Role.OPERATOR), (other_tenant, Membership.Role.OPERATOR))
+    client = staff_client(tenant, Membership.Role.OPERATOR, also=[(other_tenant, Membership.Role.OPERATOR)])
     form = {"name": "iOS app", "tenant": "tenant_b", "role": "pipeline", "revoked_at": "2025-01-01", "prefix": "x"}
     assert client.post(f"{KEYS}{key.pk}/change/", form).status_code == 302
     key.refresh_from_db()
@@ -209,7 +194,7 @@ def test_an_operator_renames_a_key_but_cannot_move_it_or_change_its_role(
 def test_an_operator_revokes_with_the_action_only_keys_of_tenants_they_operate(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    client = staff((tenant, Membership.Role.VIEWER), (other_tenant, Membership.Role.OPERATOR))
+    client = staff_client(tenant, Membership.Role.VIEWER, also=[(other_tenant, Membership.Role.OPERATOR)])
     viewed, viewed_raw = api_key_create(tenant=tenant, name="viewed")
     operated, operated_raw = api_key_create(tenant=other_tenant, name="operated")
     response = client.post(KEYS, {"action": "revoke", "_selected_action": [viewed.pk, operated.pk]}, follow=True)
@@ -245,7 +230,7 @@ def test_an_operator_revokes_a_key_from_its_page_after_confirming(tenant: Tenant
 
 
 def test_superusers_manage_every_tenants_keys(tenant: Tenant, other_tenant: Tenant, keys: Any) -> None:
-    client = superuser()
+    client = superuser_client()
     theirs, raw = keys["theirs"]
     response = client.post(f"{KEYS}add/", {"tenant": "tenant_b", "name": "made by root", "role": "client"})
     assert response.status_code == 302
@@ -273,6 +258,6 @@ def test_tenants_and_memberships_are_for_superusers_only_even_with_model_permiss
     index = client.get("/admin/").content
     assert b"/admin/tenants/tenant/" not in index and b"/admin/tenants/membership/" not in index
     assert b"/admin/tenants/apikey/" in index
-    root = superuser()
+    root = superuser_client()
     assert root.get("/admin/tenants/tenant/").status_code == 200
     assert root.get(f"/admin/tenants/membership/{membership.pk}/change/").status_code == 200

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tenants.models import Membership, Tenant
+from tenants.models import Tenant
+from tests.helpers import staff_client, superuser_client
 from uploads.dashboard import (
     HourBucket,
     complete_to_queued_delays,
@@ -36,21 +36,6 @@ def empty_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
-
-
-def staff(tenant: Tenant | None, role: str = Membership.Role.VIEWER, name: str = "staff") -> Client:
-    user = User.objects.create_user(name, password="pw", is_staff=True)
-    if tenant is not None:
-        Membership.objects.create(user=user, tenant=tenant, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def superuser() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", password="pw"))
-    return client
 
 
 def submission(tenant: Tenant, stage: str = Stage.UPLOADING, idle: timedelta = timedelta(0)) -> Submission:
@@ -99,7 +84,7 @@ def test_staff_index_shows_only_their_tenants_ids_counts_and_stuck_rows(tenant: 
     failed_message(theirs)
     for _ in range(4):
         submission(other_tenant, Stage.FAILED)
-    page = staff(tenant).get("/admin/")
+    page = staff_client(tenant).get("/admin/")
     html = page.content.decode()
     assert page.status_code == 200
     assert mine.tracking_id in html
@@ -113,7 +98,7 @@ def test_staff_index_shows_only_their_tenants_ids_counts_and_stuck_rows(tenant: 
 def test_superuser_index_shows_every_tenant(tenant: Tenant, other_tenant: Tenant) -> None:
     mine = submission(tenant, idle=timedelta(hours=2))
     theirs = submission(other_tenant, idle=timedelta(hours=3))
-    html = superuser().get("/admin/").content.decode()
+    html = superuser_client().get("/admin/").content.decode()
     assert mine.tracking_id in html and theirs.tracking_id in html
     assert "tenant_a" in html and "tenant_b" in html
     assert "Stuck: 2<" in html
@@ -121,7 +106,7 @@ def test_superuser_index_shows_every_tenant(tenant: Tenant, other_tenant: Tenant
 
 def test_staff_without_membership_gets_no_dashboard(db: Any, tenant: Tenant) -> None:
     submission(tenant, idle=timedelta(hours=2))
-    page = staff(None).get("/admin/")
+    page = staff_client(None).get("/admin/")
     assert page.status_code == 200  # Django's own "no permission to view or edit anything" index
     assert page.context["dashboard"] is None
     assert 'class="triage"' not in page.content.decode()
@@ -205,7 +190,7 @@ def test_failed_messages_are_counted_and_the_newest_listed(tenant: Tenant, other
 def test_index_links_failed_messages_and_stuck_rows(tenant: Tenant) -> None:
     sub = submission(tenant, idle=timedelta(hours=2))
     failed_message(sub, "<b>refused</b>")
-    html = staff(tenant).get("/admin/").content.decode()
+    html = staff_client(tenant).get("/admin/").content.decode()
     assert "/admin/uploads/outboxmessage/?status__exact=failed" in html
     assert f'href="/admin/uploads/submission/{sub.pk}/change/"' in html
     assert "&lt;b&gt;refused&lt;/b&gt;" in html and "<b>refused" not in html
@@ -214,7 +199,7 @@ def test_index_links_failed_messages_and_stuck_rows(tenant: Tenant) -> None:
 
 def test_index_formats_counts_with_thousands_separators(tenant: Tenant) -> None:
     Submission.objects.bulk_create(Submission(tenant=tenant, artisan_id="a", stage=Stage.QUEUED) for _ in range(1_234))
-    html = staff(tenant).get("/admin/").content.decode()
+    html = staff_client(tenant).get("/admin/").content.decode()
     assert ">1,234<" in html
 
 
@@ -240,7 +225,7 @@ def test_median_is_a_dash_without_queued_events(tenant: Tenant) -> None:
     board = dashboard_for(tenant_ids={"tenant_a"})
     assert board.median_complete_to_queued is None
     assert board.median_display == "—"
-    assert "complete → queued <strong>—</strong>" in staff(tenant).get("/admin/").content.decode()
+    assert "complete → queued <strong>—</strong>" in staff_client(tenant).get("/admin/").content.decode()
 
 
 def test_delays_pair_completion_and_queue_per_submission() -> None:
@@ -354,7 +339,7 @@ def test_dashboard_query_count_is_constant_in_the_number_of_rows(
 
 
 def test_index_query_count_is_constant_in_the_number_of_rows(tenant: Tenant, other_tenant: Tenant) -> None:
-    client = staff(tenant)
+    client = staff_client(tenant)
     populate([tenant, other_tenant], 3)
     cache.clear()
     with CaptureQueriesContext(connection) as few:
