@@ -4,16 +4,19 @@ endpoints the way a client does, checking the error shape, and seeing what chang
 import hashlib
 import random
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tenants.models import Membership, Tenant
 from tests.conftest import put_bytes
+from uploads.keys import build_object_key
 from uploads.models import Event, MediaUpload, OutboxMessage, Submission, UploadPart
 
 KIB = 1024
@@ -209,3 +212,45 @@ def staff_action(
     shown = {f"version_{s.pk}": Submission.objects.get(pk=s.pk).version for s in submissions}
     confirm = {**selected, **shown, **(versions or {}), "confirm": "yes", "reason": reason}
     return confirmation, client.post("/admin/uploads/submission/", confirm, follow=True)
+
+
+def media_row(
+    submission: Submission, kind: str, *, status: str = "pending", part_count: int = 0, parts: int = 0
+) -> MediaUpload:
+    """A file written straight to the database, nothing at storage: for pages and counts that
+    read rows only. `part_count` > 0 makes it multipart (PART-sized parts), with parts 1..`parts`
+    recorded."""
+    multipart = part_count > 0
+    media = MediaUpload(
+        submission=submission,
+        kind=kind,
+        status=status,
+        content_type="audio/ogg" if kind == "audio" else "image/jpeg",
+        strategy="multipart" if multipart else "single",
+        declared_size=part_count * PART if multipart else 5000,
+        part_size=PART if multipart else None,
+        part_count=part_count or None,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    media.multipart_upload_id = f"upload-{media.media_id}" if multipart else ""
+    if status == "uploaded":
+        media.size, media.etag = media.declared_size, '"0123456789abcdef0123456789abcdef"'
+    ext = "ogg" if kind == "audio" else "jpg"
+    media.object_key = build_object_key(
+        tenant_id=submission.tenant_id,
+        artisan_id=submission.artisan_id,
+        tracking_id=submission.tracking_id,
+        media_id=media.media_id,
+        ext=ext,
+    )
+    media.save()
+    record_parts(media, 1, parts)
+    return media
+
+
+def record_parts(media: MediaUpload, first: int, last: int) -> None:
+    """Parts first..last as a client would have recorded them, in bulk."""
+    UploadPart.objects.bulk_create(
+        [UploadPart(media=media, part_number=n, size=PART, etag=f'"{n:032x}"') for n in range(first, last + 1)],
+        batch_size=500,
+    )

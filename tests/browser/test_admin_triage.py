@@ -5,14 +5,13 @@ submission page are screenshotted (desktop, 1400 px, phone) and checked with axe
 
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.utils import timezone
 from playwright.sync_api import Page, ViewportSize, expect
 from rest_framework.test import APIClient
@@ -30,14 +29,6 @@ Screenshot = Callable[[Page, str], Path]
 AUDIO_SIZE = 9 * MIB + 300_000  # ten planned parts of 1 MiB (the browser conftest's part size)
 RECORDED_PARTS = [1, 2, 3, 5, 6]  # part 4 and parts 7-10 are gaps against the plan
 WIDE: ViewportSize = {"width": 1400, "height": 900}
-
-
-@pytest.fixture(autouse=True)
-def fresh_dashboard() -> Iterator[None]:
-    """The dashboard's figures are cached for seconds; each test counts its own rows."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 # --- data, made through the API as clients and the pipeline make it ---------------------------

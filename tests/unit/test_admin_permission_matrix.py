@@ -13,24 +13,20 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
 from tenants.models import Membership, Tenant
 from tenants.services import api_key_create, tenant_create, upload_link_create
-from uploads.keys import build_object_key
+from tests.helpers import media_row
 from uploads.models import (
     Event,
     MediaKind,
     MediaStatus,
-    MediaUpload,
     OutboxMessage,
     Stage,
-    Strategy,
     Submission,
-    UploadPart,
 )
 from uploads.services import STAFF_ACTIONS
 
@@ -108,30 +104,6 @@ class World:
     users: dict[str, User]
 
 
-def _file(submission: Submission, kind: str, *, status: str, parts: int = 0) -> MediaUpload:
-    multipart = kind == MediaKind.AUDIO
-    media = MediaUpload(submission=submission, kind=kind, status=status, expires_at=timezone.now() + timedelta(days=1))
-    media.content_type = "audio/ogg" if multipart else "image/jpeg"
-    media.strategy = Strategy.MULTIPART if multipart else Strategy.SINGLE
-    media.declared_size = 5 * 65536 if multipart else 5000
-    if multipart:
-        media.part_size, media.part_count, media.multipart_upload_id = 65536, 5, "upload-" + media.media_id
-    if status == MediaStatus.UPLOADED:
-        media.size = media.declared_size
-    media.object_key = build_object_key(
-        tenant_id=submission.tenant_id,
-        artisan_id=submission.artisan_id,
-        tracking_id=submission.tracking_id,
-        media_id=media.media_id,
-        ext="ogg" if multipart else "jpg",
-    )
-    media.save()
-    UploadPart.objects.bulk_create(
-        UploadPart(media=media, part_number=n, size=65536, etag=f'"{n:032x}"') for n in range(1, parts + 1)
-    )
-    return media
-
-
 def _tenant_data(tenant_id: str) -> TenantData:
     tenant = tenant_create(tenant_id=tenant_id, name=tenant_id.replace("_", " ").title())
     letter = tenant_id[-1]
@@ -147,11 +119,11 @@ def _tenant_data(tenant_id: str) -> TenantData:
             last_progress_at=long_ago,
             error_details={"reason": "blurry photo"} if stage == Stage.FAILED else None,
         )
-    _file(by_stage[Stage.INITIATED], MediaKind.PHOTO, status=MediaStatus.PENDING)
-    _file(by_stage[Stage.UPLOADING], MediaKind.AUDIO, status=MediaStatus.PENDING, parts=3)
+    media_row(by_stage[Stage.INITIATED], MediaKind.PHOTO, status=MediaStatus.PENDING)
+    media_row(by_stage[Stage.UPLOADING], MediaKind.AUDIO, status=MediaStatus.PENDING, part_count=5, parts=3)
     for stage in (Stage.FAILED, Stage.COMPLETED):
-        _file(by_stage[stage], MediaKind.PHOTO, status=MediaStatus.UPLOADED)
-        _file(by_stage[stage], MediaKind.AUDIO, status=MediaStatus.UPLOADED, parts=5)
+        media_row(by_stage[stage], MediaKind.PHOTO, status=MediaStatus.UPLOADED)
+        media_row(by_stage[stage], MediaKind.AUDIO, status=MediaStatus.UPLOADED, part_count=5, parts=5)
     failed = by_stage[Stage.FAILED]
     message = OutboxMessage.objects.create(
         dedup_key=f"status:{failed.tracking_id}:1",
@@ -187,13 +159,6 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> Iterator[World]:
         Membership.objects.create(user=users["other_staff"], tenant=b.tenant, role=Membership.Role.OPERATOR)
         yield World(a=a, b=b, users=users)
         transaction.set_rollback(True)
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.clear()  # the dashboard is cached per scope; each case computes its own
-    yield
-    cache.clear()
 
 
 @dataclass

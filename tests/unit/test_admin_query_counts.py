@@ -3,7 +3,6 @@ rows behind them: the submission list with 5 or 50 rows, a submission page whose
 or 2,000 recorded parts, the dashboard over 3 or 30 submissions. Each pair is compared for
 equality (no magic numbers to keep in step with the page), under a pinned upper bound."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tenants.models import Membership, Tenant
-from tests.helpers import staff_client, superuser_client
-from uploads.keys import build_object_key
+from tests.helpers import media_row, record_parts, staff_client, superuser_client
 from uploads.models import (
     Event,
     MediaKind,
@@ -22,7 +20,6 @@ from uploads.models import (
     MediaUpload,
     OutboxMessage,
     Stage,
-    Strategy,
     Submission,
     UploadPart,
 )
@@ -35,48 +32,6 @@ PART = 64 * 1024
 MAX_CHANGELIST_QUERIES = 12
 MAX_SUBMISSION_PAGE_QUERIES = 20
 MAX_DASHBOARD_QUERIES = 18
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def _media(submission: Submission, kind: str, *, status: str, part_count: int = 0, parts: int = 0) -> MediaUpload:
-    multipart = part_count > 0
-    media = MediaUpload(
-        submission=submission,
-        kind=kind,
-        status=status,
-        content_type="audio/ogg" if kind == MediaKind.AUDIO else "image/jpeg",
-        strategy=Strategy.MULTIPART if multipart else Strategy.SINGLE,
-        declared_size=part_count * PART if multipart else 5000,
-        part_size=PART if multipart else None,
-        part_count=part_count or None,
-        multipart_upload_id="upload-1" if multipart else "",
-        expires_at=timezone.now() + timedelta(days=1),
-    )
-    if status == MediaStatus.UPLOADED:
-        media.size, media.etag = media.declared_size, '"0123456789abcdef0123456789abcdef"'
-    media.object_key = build_object_key(
-        tenant_id=submission.tenant_id,
-        artisan_id=submission.artisan_id,
-        tracking_id=submission.tracking_id,
-        media_id=media.media_id,
-        ext="ogg" if kind == MediaKind.AUDIO else "jpg",
-    )
-    media.save()
-    record_parts(media, 1, parts)
-    return media
-
-
-def record_parts(media: MediaUpload, first: int, last: int) -> None:
-    UploadPart.objects.bulk_create(
-        [UploadPart(media=media, part_number=n, size=PART, etag=f'"{n:032x}"') for n in range(first, last + 1)],
-        batch_size=500,
-    )
 
 
 def submissions(tenant: Tenant, count: int) -> list[Submission]:
@@ -95,8 +50,8 @@ def submissions(tenant: Tenant, count: int) -> list[Submission]:
             error_details={"reason": "blurry photo"} if stage == Stage.FAILED else None,
         )
         done = MediaStatus.PENDING if stage == Stage.UPLOADING else MediaStatus.UPLOADED
-        _media(row, MediaKind.PHOTO, status=done)
-        _media(row, MediaKind.AUDIO, status=done, part_count=4, parts=3 if done == MediaStatus.PENDING else 4)
+        media_row(row, MediaKind.PHOTO, status=done)
+        media_row(row, MediaKind.AUDIO, status=done, part_count=4, parts=3 if done == MediaStatus.PENDING else 4)
         Event.objects.create(submission=row, actor="client", action="submission.initiated")
         if stage != Stage.UPLOADING:
             Event.objects.create(submission=row, actor="client", action="submission.completed")

@@ -2,7 +2,6 @@
 constant number of queries, cached briefly, rendered without scripts."""
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,13 +28,6 @@ from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Stage
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def submission(tenant: Tenant, stage: str = Stage.UPLOADING, idle: timedelta = timedelta(0)) -> Submission:
