@@ -15,14 +15,13 @@ from django.utils import timezone
 from tenants.models import Tenant
 from tests.helpers import staff_client, superuser_client
 from uploads.dashboard import (
-    HourBucket,
     complete_to_queued_delays,
     dashboard_for,
     duration_display,
     hour_starts,
-    hourly_chart_svg,
     median_duration,
 )
+from uploads.dashboard_chart import HourBucket, hourly_chart_svg
 from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
 
 pytestmark = pytest.mark.django_db
