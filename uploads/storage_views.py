@@ -19,6 +19,7 @@ from portal.exceptions import domain_error_response, error_body, method_not_allo
 from uploads.errors import CrossSiteRefused, DomainError, InvalidInput, NotFound, StorageUnavailable
 from uploads.storage import LocalStorage, StorageError, StoredObject, UploadNotFound, get_storage
 from uploads.storage.local import IncomingObject
+from uploads.storage.local_signing import verify_get, verify_post_policy
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
@@ -113,7 +114,7 @@ class PolicyBoundFileHandler(FileUploadHandler):
     def new_file(self, field_name: str, *args: Any, **kwargs: Any) -> None:
         if field_name != "file" or self.incoming is not None:
             raise InvalidInput("Send one file, in a field named file, after the other fields.")
-        policy = self.storage.verify_post_policy({name: str(value) for name, value in self.fields().items()})
+        policy = verify_post_policy({name: str(value) for name, value in self.fields().items()})
         self.incoming = self.storage.open_incoming(policy)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
@@ -195,7 +196,7 @@ def local_get(request: HttpRequest, token: str) -> HttpResponseBase:
         return method_not_allowed_response(request.method or "", ["GET", "HEAD"], "GET the object.")
     try:
         storage = _local_storage()
-        grant = storage.verify_get(token)
+        grant = verify_get(token)
         try:
             opened = storage.open_object(key=grant.key)
         except (StorageError, OSError) as exc:

@@ -25,8 +25,7 @@ from tests.helpers import (
     stored_files,
 )
 from uploads.models import MediaUpload
-from uploads.storage import get_storage
-from uploads.storage import local as local_storage
+from uploads.storage import get_storage, local_signing
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ def test_url_past_its_expiry_is_403_url_expired(
     single: dict[str, Any], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     later = time.time() + settings.UPLOADS_URL_EXPIRY_SECONDS + 1
-    monkeypatch.setattr(local_storage, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(local_signing, "time", SimpleNamespace(time=lambda: later))
     assert_error(put_bytes(single["uploadUrl"], PHOTO, single["headers"]), 403, "url_expired")
     assert objects_under_keys() == []
 
@@ -125,7 +124,7 @@ def test_url_just_before_its_expiry_still_works(
     single: dict[str, Any], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     later = time.time() + settings.UPLOADS_URL_EXPIRY_SECONDS - 60
-    monkeypatch.setattr(local_storage, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(local_signing, "time", SimpleNamespace(time=lambda: later))
     assert put_bytes(single["uploadUrl"], PHOTO, single["headers"]).status_code == 200
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-import uploads.storage.local
+import uploads.storage.local_signing
 from tests.conftest import BUCKET
 from tests.integration.resume_client import Backend, Clock, ResumingClient, Round, Scenario, file_bytes
 
@@ -65,7 +65,7 @@ def check_resumed_upload(api: APIClient, other_api: APIClient, backend: Backend,
 @pytest.fixture
 def local_backend(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Backend:
     clock = Clock()
-    monkeypatch.setattr(uploads.storage.local, "time", clock)
+    monkeypatch.setattr(uploads.storage.local_signing, "time", clock)
     root = settings.UPLOADS_LOCAL_ROOT
     return Backend(
         name="local",

@@ -1,5 +1,6 @@
-"""The embedded storage backend: the portal signs its own short-lived PUT URLs, receives the
-bytes itself and behaves like S3 where clients can tell (ETags, part rules, completion).
+"""The embedded storage backend: the portal signs its own short-lived PUT URLs (the tokens are
+uploads.storage.local_signing's), receives the bytes itself and behaves like S3 where clients can
+tell (ETags, part rules, completion).
 
 Layout under the root:
   objects/<key>                      finished objects
@@ -18,20 +19,13 @@ import json
 import os
 import secrets
 import shutil
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from django.core import signing
-from django.urls import reverse
-
-from uploads.errors import AlreadyStored, InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
+from uploads.errors import AlreadyStored, InvalidInput, TooLarge, UrlInvalid
 from uploads.storage.base import (
-    MAX_SINGLE_PUT_BYTES,
     PartsRejected,
     SignedPost,
     SignedRequest,
@@ -41,33 +35,11 @@ from uploads.storage.base import (
     UploadNotFound,
 )
 from uploads.storage.files import CHUNK_SIZE, HashedTempFile, append, locked, write_json_atomic
+from uploads.storage.local_signing import PostPolicy, sign_get, sign_post, sign_put, verify_put
 
 
 class Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
-
-
-_SALT = "uploads.storage.local.put"
-_POST_SALT = "uploads.storage.local.post"
-_GET_SALT = "uploads.storage.local.get"  # its own salt: an upload token reads nothing, and back
-
-
-@dataclass(frozen=True)
-class PostPolicy:
-    """What a verified form POST may store: S3's policy conditions, as the local backend signs them."""
-
-    key: str
-    content_type: str
-    max_bytes: int
-
-
-@dataclass(frozen=True)
-class GetGrant:
-    """What a verified GET token lets its holder read: one key, answered as `content_type`
-    (None: the type stored with the object)."""
-
-    key: str
-    content_type: str | None
 
 
 class LocalStorage:
@@ -80,53 +52,19 @@ class LocalStorage:
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
         headers = {"Content-Type": content_type, "If-None-Match": "*"}  # as S3 signs it: create only
-        return self._sign({"k": key, "c": content_type, "s": size}, expires_in, headers)
+        return sign_put({"k": key, "c": content_type, "s": size}, expires_in, headers)
 
     def presign_part(
         self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
     ) -> SignedRequest:
         # size None: any part up to 5 GiB, as S3 allows a part URL signed without ContentLength.
-        return self._sign({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
+        return sign_put({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
 
     def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
-        """S3's form upload, signed by the portal: `policy` binds key, type, size range and expiry,
-        as S3's policy document does; the form's own key and Content-Type must repeat them."""
-        expires = int(time.time()) + expires_in
-        policy = signing.dumps({"k": key, "c": content_type, "m": max_bytes, "e": expires}, salt=_POST_SALT)
-        return SignedPost(
-            url=reverse("local-storage-post"),
-            fields={"key": key, "Content-Type": content_type, "policy": policy},
-            expires_at=datetime.fromtimestamp(expires, UTC),
-        )
+        return sign_post(key=key, content_type=content_type, max_bytes=max_bytes, expires_in=expires_in)
 
     def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
-        expires = int(time.time()) + expires_in
-        token = signing.dumps({"k": key, "c": content_type, "e": expires}, salt=_GET_SALT, compress=True)
-        return SignedRequest(
-            url=reverse("local-storage-get", args=[token]),
-            expires_at=datetime.fromtimestamp(expires, UTC),
-            method="GET",
-        )
-
-    def verify_get(self, token: str) -> GetGrant:
-        """Signature and expiry, as S3 checks a presigned GET; the key is inside the signature, so
-        no edit of the URL reaches another object."""
-        try:
-            claims: dict[str, Any] = signing.loads(token, salt=_GET_SALT)
-        except signing.BadSignature:
-            raise UrlInvalid("This download URL is not valid.") from None
-        if claims["e"] < time.time():
-            raise UrlExpired("This download URL has expired; reload the page for a fresh one.")
-        return GetGrant(key=claims["k"], content_type=claims["c"])
-
-    def _sign(self, claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
-        expires = int(time.time()) + expires_in
-        token = signing.dumps({**claims, "e": expires}, salt=_SALT, compress=True)
-        return SignedRequest(
-            url=reverse("local-storage-put", args=[token]),
-            expires_at=datetime.fromtimestamp(expires, UTC),
-            headers=headers,
-        )
+        return sign_get(key=key, expires_in=expires_in, content_type=content_type)
 
     # --- receiving bytes -------------------------------------------------------------------
     def receive_put(
@@ -139,7 +77,7 @@ class LocalStorage:
         if_none_match: str | None = None,
     ) -> str:
         """Stores the body a signed URL allows, streaming it to disk; returns its quoted ETag."""
-        claims = self._verified_claims(token, content_length)
+        claims = verify_put(token, content_length)
         assert content_length is not None
         if "u" in claims:
             return self._receive_part(claims, body, content_length)
@@ -152,26 +90,6 @@ class LocalStorage:
         if if_none_match != "*":
             raise UrlInvalid("This URL is signed with If-None-Match: *; send the headers it came with.")
         return self._receive_object(claims, body, content_length)
-
-    def _verified_claims(self, token: str, content_length: int | None) -> dict[str, Any]:
-        """Checks what S3 would check of a presigned request: signature, expiry, signed size."""
-        try:
-            claims: dict[str, Any] = signing.loads(token, salt=_SALT)
-        except signing.BadSignature:
-            raise UrlInvalid("This upload URL is not valid.") from None
-        if claims["e"] < time.time():
-            raise UrlExpired("This upload URL has expired; ask the API for a fresh one.")
-        if content_length is None:
-            raise LengthRequired("Send a Content-Length header.")
-        size = claims["s"]
-        if size is None and content_length > MAX_SINGLE_PUT_BYTES:
-            raise TooLarge("One PUT takes at most 5 GiB.", details={"maxBytes": MAX_SINGLE_PUT_BYTES})
-        if size is not None and content_length != size:
-            raise InvalidInput(
-                f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",
-                details={"expectedSize": size, "contentLength": content_length},
-            )
-        return claims
 
     def _receive_part(self, claims: dict[str, Any], body: Readable, length: int) -> str:
         part_dir = self._upload_dir(claims["u"])
@@ -223,26 +141,6 @@ class LocalStorage:
             raise
 
     # --- receiving a form POST ---------------------------------------------------------------
-    def verify_post_policy(self, fields: Mapping[str, str]) -> PostPolicy:
-        """Checks a form's fields as S3 checks a presigned POST before it reads the file: the
-        policy's signature and expiry, and that the form's key and Content-Type are the signed
-        ones. Field names are case-insensitive, as S3 reads them."""
-        by_name = {name.lower(): value for name, value in fields.items()}
-        try:
-            claims: dict[str, Any] = signing.loads(by_name.get("policy", ""), salt=_POST_SALT)
-        except signing.BadSignature:
-            raise UrlInvalid("This upload form is not valid: its policy is missing or not signed here.") from None
-        if claims["e"] < time.time():
-            raise UrlExpired("This upload form has expired; ask for a fresh one.")
-        if by_name.get("key") != claims["k"]:
-            raise UrlInvalid("The form's key is not the one its policy signs.", details={"field": "key"})
-        content_type = by_name.get("content-type", "").split(";", 1)[0].strip().lower()
-        if content_type != claims["c"]:
-            raise UrlInvalid(
-                f"This form is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]}
-            )
-        return PostPolicy(key=claims["k"], content_type=claims["c"], max_bytes=claims["m"])
-
     def open_incoming(self, policy: PostPolicy) -> "IncomingObject":
         """Somewhere to stream a form's file to, bounded by its policy; publish() stores it."""
         tmp_dir = self.root / "tmp"

@@ -1,0 +1,122 @@
+"""The local backend's signed URLs and forms: what S3 signs and checks for a presigned PUT,
+UploadPart, POST policy or GET, done with django.core.signing. Each kind has its own salt, so a
+token of one kind is worthless as another (an upload URL reads nothing, a download URL uploads
+nothing); every claim, the key included, is inside the signature."""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core import signing
+from django.urls import reverse
+
+from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
+from uploads.storage.base import MAX_SINGLE_PUT_BYTES, SignedPost, SignedRequest
+
+_PUT_SALT = "uploads.storage.local.put"
+_POST_SALT = "uploads.storage.local.post"
+_GET_SALT = "uploads.storage.local.get"  # its own salt: an upload token reads nothing, and back
+
+
+@dataclass(frozen=True)
+class PostPolicy:
+    """What a verified form POST may store: S3's policy conditions, as the local backend signs them."""
+
+    key: str
+    content_type: str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class GetGrant:
+    """What a verified GET token lets its holder read: one key, answered as `content_type`
+    (None: the type stored with the object)."""
+
+    key: str
+    content_type: str | None
+
+
+def sign_put(claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
+    expires = int(time.time()) + expires_in
+    token = signing.dumps({**claims, "e": expires}, salt=_PUT_SALT, compress=True)
+    return SignedRequest(
+        url=reverse("local-storage-put", args=[token]),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        headers=headers,
+    )
+
+
+def verify_put(token: str, content_length: int | None) -> dict[str, Any]:
+    """Checks what S3 would check of a presigned request: signature, expiry, signed size."""
+    try:
+        claims: dict[str, Any] = signing.loads(token, salt=_PUT_SALT)
+    except signing.BadSignature:
+        raise UrlInvalid("This upload URL is not valid.") from None
+    if claims["e"] < time.time():
+        raise UrlExpired("This upload URL has expired; ask the API for a fresh one.")
+    if content_length is None:
+        raise LengthRequired("Send a Content-Length header.")
+    size = claims["s"]
+    if size is None and content_length > MAX_SINGLE_PUT_BYTES:
+        raise TooLarge("One PUT takes at most 5 GiB.", details={"maxBytes": MAX_SINGLE_PUT_BYTES})
+    if size is not None and content_length != size:
+        raise InvalidInput(
+            f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",
+            details={"expectedSize": size, "contentLength": content_length},
+        )
+    return claims
+
+
+def sign_post(*, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
+    """S3's form upload, signed by the portal: `policy` binds key, type, size range and expiry,
+    as S3's policy document does; the form's own key and Content-Type must repeat them."""
+    expires = int(time.time()) + expires_in
+    policy = signing.dumps({"k": key, "c": content_type, "m": max_bytes, "e": expires}, salt=_POST_SALT)
+    return SignedPost(
+        url=reverse("local-storage-post"),
+        fields={"key": key, "Content-Type": content_type, "policy": policy},
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+
+
+def verify_post_policy(fields: Mapping[str, str]) -> PostPolicy:
+    """Checks a form's fields as S3 checks a presigned POST before it reads the file: the
+    policy's signature and expiry, and that the form's key and Content-Type are the signed
+    ones. Field names are case-insensitive, as S3 reads them."""
+    by_name = {name.lower(): value for name, value in fields.items()}
+    try:
+        claims: dict[str, Any] = signing.loads(by_name.get("policy", ""), salt=_POST_SALT)
+    except signing.BadSignature:
+        raise UrlInvalid("This upload form is not valid: its policy is missing or not signed here.") from None
+    if claims["e"] < time.time():
+        raise UrlExpired("This upload form has expired; ask for a fresh one.")
+    if by_name.get("key") != claims["k"]:
+        raise UrlInvalid("The form's key is not the one its policy signs.", details={"field": "key"})
+    content_type = by_name.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != claims["c"]:
+        raise UrlInvalid(f"This form is signed for Content-Type {claims['c']}.", details={"contentType": claims["c"]})
+    return PostPolicy(key=claims["k"], content_type=claims["c"], max_bytes=claims["m"])
+
+
+def sign_get(*, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
+    expires = int(time.time()) + expires_in
+    token = signing.dumps({"k": key, "c": content_type, "e": expires}, salt=_GET_SALT, compress=True)
+    return SignedRequest(
+        url=reverse("local-storage-get", args=[token]),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        method="GET",
+    )
+
+
+def verify_get(token: str) -> GetGrant:
+    """Signature and expiry, as S3 checks a presigned GET; the key is inside the signature, so
+    no edit of the URL reaches another object."""
+    try:
+        claims: dict[str, Any] = signing.loads(token, salt=_GET_SALT)
+    except signing.BadSignature:
+        raise UrlInvalid("This download URL is not valid.") from None
+    if claims["e"] < time.time():
+        raise UrlExpired("This download URL has expired; reload the page for a fresh one.")
+    return GetGrant(key=claims["k"], content_type=claims["c"])
