@@ -6,12 +6,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from tenants.admin_scoping import TenantScopedAdmin, operator_tenant_ids
+from tenants.admin_scoping import TenantScopedAdmin
 from tenants.auth import operator_tenants
 from tenants.models import ApiKey, Membership, Tenant, UploadLink
 from tenants.services import (
@@ -97,16 +97,13 @@ class ApiKeyAdmin(TenantScopedAdmin):
     def state(self, key: ApiKey) -> str:
         return "revoked" if key.revoked_at else "active"
 
-    def operates(self, request: HttpRequest, key: ApiKey) -> bool:
-        return request.user.is_superuser or (request.user.is_staff and key.tenant_id in operator_tenant_ids(request))
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self.has_operate_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if obj is None:
             return self.has_operate_permission(request)
-        return isinstance(obj, ApiKey) and self.operates(request, obj)
+        return isinstance(obj, ApiKey) and self.operates(request, obj.tenant_id)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser  # staff revoke: the row stays as the record of the key
@@ -158,7 +155,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
         form_url: str = "",
         obj: Any | None = None,
     ) -> HttpResponse:
-        context["can_revoke"] = obj is not None and obj.revoked_at is None and self.operates(request, obj)
+        context["can_revoke"] = obj is not None and obj.revoked_at is None and self.operates(request, obj.tenant_id)
         if add:
             context.update(show_save_and_add_another=False, show_save_and_continue=False)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
@@ -171,10 +168,9 @@ class ApiKeyAdmin(TenantScopedAdmin):
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The key's page's way to revoke it: a confirmation, then the revocation."""
-        key = self.get_object(request, object_id)
-        if key is None:
-            raise Http404("No such API key.")  # another tenant's key answers as a missing one
-        if not self.operates(request, key):
+        key = self.require_object(request, object_id)
+        assert isinstance(key, ApiKey)
+        if not self.operates(request, key.tenant_id):
             raise PermissionDenied
         if request.method == "POST":
             if api_key_revoke(api_key=key):

@@ -51,6 +51,10 @@ class TenantScopedAdmin(admin.ModelAdmin):
         """Actions marked permissions=["operate"] (retries) are for operators, not viewers."""
         return request.user.is_superuser or (request.user.is_staff and bool(operator_tenant_ids(request)))
 
+    def operates(self, request: HttpRequest, tenant_id: str) -> bool:
+        """Whether this user may act on one row of `tenant_id` (its page's buttons and links)."""
+        return request.user.is_superuser or (request.user.is_staff and tenant_id in operator_tenant_ids(request))
+
     def operable(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """The selected rows this user may act on: a viewer of one tenant and operator of another
         acts only on the second's."""

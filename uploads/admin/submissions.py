@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from tenants.admin_scoping import TenantScopedAdmin, operator_tenant_ids
+from tenants.admin_scoping import TenantScopedAdmin
 from uploads.admin.actions import changelist_action, confirm_or_run
 from uploads.admin.detail import submission_page
 from uploads.admin.filters import FailedMessagesFilter, LanguageFilter, PriorityFilter, StuckFilter, TenantFilter
@@ -175,7 +175,7 @@ class SubmissionAdmin(TenantScopedAdmin):
     ) -> HttpResponse:
         submission = self.require_object(request, object_id)
         assert isinstance(submission, Submission)
-        operable = request.user.is_superuser or submission.tenant_id in operator_tenant_ids(request)
+        operable = self.operates(request, submission.tenant_id)
         context = {**(extra_context or {}), **submission_page(request, submission, operable=operable)}
         context["title"] = f"Submission {submission.tracking_id}"
         return super().change_view(request, object_id, form_url, context)
