@@ -202,7 +202,7 @@ def staff_action(
     action: str,
     submissions: list[Submission],
     reason: str = "ticket 4711",
-    versions: dict[str, int] | None = None,
+    versions: dict[str, int | str] | None = None,
 ) -> tuple[Any, Any]:
     """Runs a staff action from the submission list as a person does: asks for it (the
     confirmation page), then confirms with a reason and the versions the page showed. `versions`

@@ -270,3 +270,12 @@ def test_viewer_cannot_act_through_the_act_url(api: APIClient, tenant: Tenant) -
     )
     assert response.status_code == 403
     assert Submission.objects.get(pk=submission.pk).stage == Stage.UPLOADING
+
+
+def test_a_confirmation_without_a_readable_version_is_refused(api: APIClient, tenant: Tenant) -> None:
+    submission = uploading(api)
+    _, done = staff_action(
+        staff_client(tenant, OPERATOR), "abort", [submission], versions={f"version_{submission.pk}": "two"}
+    )
+    assert "not done. The page did not say which version you saw." in done.content.decode()
+    assert Submission.objects.get(pk=submission.pk).stage == Stage.UPLOADING
