@@ -191,7 +191,10 @@ AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE")
 SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
 # Set: every stage change of a submission is announced on this SQS queue. Unset: local queue.
 SQS_STATUS_QUEUE_URL = env_str("SQS_STATUS_QUEUE_URL")
+# Set: upload state is mirrored to these DynamoDB tables (uploads/dynamodb.py), and processing
+# reports the pipeline writes there are pulled back. Unset: no mirror.
 DYNAMODB_CATALOG_TABLE = env_str("DYNAMODB_CATALOG_TABLE")
+DYNAMODB_UPLOAD_STATE_TABLE = env_str("DYNAMODB_UPLOAD_STATE_TABLE")
 
 # Signed URLs are short-lived; the upload they belong to can be resumed (with fresh URLs) for
 # much longer, so a phone that loses its network overnight does not start again.
@@ -274,3 +277,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("UPLOADS_SWEEP_INTERVAL_SECONDS", 300),
     },
 }
+if DYNAMODB_CATALOG_TABLE:
+    CELERY_BEAT_SCHEDULE["mirror-pull"] = {
+        "task": "uploads.mirror.pull",
+        "schedule": env_int("DYNAMODB_PULL_INTERVAL_SECONDS", 15),
+    }

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -249,8 +250,12 @@ def media_row(
 
 
 def record_parts(media: MediaUpload, first: int, last: int) -> None:
-    """Parts first..last as a client would have recorded them, in bulk."""
+    """Parts first..last as a client would have recorded them, in bulk, with the file's counters."""
     UploadPart.objects.bulk_create(
         [UploadPart(media=media, part_number=n, size=PART, etag=f'"{n:032x}"') for n in range(first, last + 1)],
         batch_size=500,
+    )
+    count = last - first + 1
+    MediaUpload.objects.filter(pk=media.pk).update(
+        parts_recorded=F("parts_recorded") + count, bytes_recorded=F("bytes_recorded") + count * PART
     )

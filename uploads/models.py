@@ -96,7 +96,12 @@ class MediaUpload(models.Model):
     expires_at = models.DateTimeField()
     etag = models.CharField(max_length=128, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
-    version = models.PositiveIntegerField(default=1)
+    # Kept with each recorded part, so progress is never a count over thousands of parts.
+    parts_recorded = models.PositiveIntegerField(default=0, help_text="Parts its client has recorded.")
+    bytes_recorded = models.BigIntegerField(default=0, help_text="The bytes of the parts its client has recorded.")
+    version = models.PositiveIntegerField(
+        default=1, help_text="Bumped by one for each change, recorded parts included."
+    )
     released_at = models.DateTimeField(
         null=True, blank=True, help_text="When storage freed what an aborted or expired upload held."
     )
@@ -144,6 +149,7 @@ class OutboxMessage(models.Model):
     class Topic(models.TextChoices):
         PROCESSING = "processing"
         STATUS = "status"
+        MIRROR = "mirror"  # a versioned write to the DynamoDB mirror
 
     dedup_key = models.CharField(max_length=200, unique=True)
     topic = models.CharField(max_length=16, choices=Topic.choices)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db.models import Model, Prefetch, Q, QuerySet, Sum
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -33,18 +33,9 @@ def submission_get(*, tenant: Tenant, tracking_id: str, artisan_id: str | None =
     return submission
 
 
-def media_with_recorded_bytes() -> QuerySet[MediaUpload]:
-    """Files with `recorded_bytes`, the sum of the parts their clients recorded: one aggregate,
-    whatever the number of parts. For the status API and the staff pages alike."""
-    return MediaUpload.objects.annotate(recorded_bytes=Sum("parts__size")).order_by("created_at")
-
-
 def media_bytes_received(media: MediaUpload) -> int:
-    """All of a finished file; of one in flight, what its client has recorded (needs
-    media_with_recorded_bytes)."""
-    if media.size is not None:
-        return media.size
-    return getattr(media, "recorded_bytes", None) or 0
+    """All of a finished file; of one in flight, what its client has recorded."""
+    return media.size if media.size is not None else media.bytes_recorded
 
 
 def media_percent_received(media: MediaUpload) -> int | None:
@@ -54,12 +45,11 @@ def media_percent_received(media: MediaUpload) -> int | None:
 
 
 def submission_status(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> Submission:
-    """The submission with its files and the bytes recorded for each: two queries, whatever
-    the number of parts."""
-    files = media_with_recorded_bytes()
+    """The submission with its files and the bytes recorded for each (kept on the file): two
+    queries, whatever the number of parts."""
     submission = (
         _scoped(Submission.objects.filter(tenant=tenant, tracking_id=tracking_id), artisan_id, "artisan_id")
-        .prefetch_related(Prefetch("media", queryset=files))
+        .prefetch_related("media")
         .first()
     )
     if submission is None:

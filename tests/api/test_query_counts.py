@@ -50,6 +50,7 @@ def big_upload(request: Any, api: APIClient, settings: Any) -> dict[str, Any]:
         UploadPart(media=media, part_number=n, size=len(chunk), etag=quoted_md5(chunk))
         for n, chunk in enumerate(chunks, start=1)
     )
+    MediaUpload.objects.filter(pk=media.pk).update(parts_recorded=len(chunks), bytes_recorded=len(data))
     stored = get_storage().list_parts(key=media.object_key, upload_id=media.multipart_upload_id)
     assert len(stored) == parts
     assert api.get(f"/v1/catalog/status/{created['trackingId']}").status_code == 200  # warm-up

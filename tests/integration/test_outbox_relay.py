@@ -18,7 +18,7 @@ from tests.helpers import complete_body, uploaded_submission
 from tests.integration.live import publishing_to
 from uploads.models import OutboxMessage, Submission
 from uploads.queue import LocalQueue, PublishError, QueueMessage, SendFailure, get_publisher
-from uploads.services import outbox, outbox_relay, outbox_retry_failed
+from uploads.services import outbox, outbox_relay, outbox_retry_failed, topics
 
 
 def queued_tracking_ids() -> list[str]:
@@ -111,7 +111,7 @@ def test_a_slow_sender_whose_claim_went_stale_cannot_undo_the_relays_delivery(
                 raise PublishError("timed out after retries")  # ... then the slow sender gives up
             return {}
 
-    monkeypatch.setattr(outbox, "get_publisher", lambda topic: SlowThenFailing())
+    monkeypatch.setattr(topics, "get_publisher", lambda topic: SlowThenFailing())
     assert api.post("/v1/catalog/upload/complete", body).status_code == 202
 
     assert processing_row().status == "sent"

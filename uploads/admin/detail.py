@@ -9,7 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
 
 from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Strategy, Submission, UploadPart
-from uploads.selectors import media_bytes_received, media_percent_received, media_with_recorded_bytes
+from uploads.selectors import media_bytes_received, media_percent_received
 from uploads.services import STAFF_ACTIONS, staff_action_refusal
 from uploads.services.inspection import StorageView, media_preview_url, media_storage_view
 
@@ -48,7 +48,7 @@ class FilePanel:
 def submission_page(request: HttpRequest, submission: Submission, *, operable: bool) -> dict[str, Any]:
     """The page's context. `?parts_<mediaId>=N` pages a file's part table; `?storage=<mediaId>`
     asks storage for its own view of that file (a live call, so only on demand)."""
-    files = media_with_recorded_bytes().filter(submission=submission)
+    files = submission.media.order_by("created_at")
     panels = [_file_panel(request, media) for media in files]
     processing = submission.outbox.filter(topic=OutboxMessage.Topic.PROCESSING).order_by("-created_at").first()
     actions = []

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import URLPattern, path, reverse
@@ -26,7 +26,6 @@ from uploads.models import MediaStatus, MediaUpload, OutboxMessage, Stage, Submi
 from uploads.selectors import (
     media_bytes_received,
     media_percent_received,
-    media_with_recorded_bytes,
     submissions_matching,
 )
 from uploads.services import STAFF_ACTIONS
@@ -58,7 +57,7 @@ class SubmissionChangeList(ChangeList):
         return (
             super()
             .get_queryset(request, exclude_parameters)
-            .prefetch_related(Prefetch("media", queryset=media_with_recorded_bytes()))
+            .prefetch_related("media")
             .annotate(failed_message=Subquery(failed.order_by("-created_at").values("last_error")[:1]))
         )
 

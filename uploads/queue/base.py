@@ -1,11 +1,16 @@
-"""What every publisher takes and returns. A QueueMessage cannot be built outside SQS's limits,
-so an oversized message fails where it is made, not at the queue hours later."""
+"""What every publisher takes and returns (failures are reported as uploads.delivery's). A
+QueueMessage cannot be built outside SQS's limits, so an oversized message fails where it is
+made, not at the queue hours later."""
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
+
+from uploads.delivery import PublishError, SendFailure
+
+__all__ = ["MessageRejected", "PublishError", "Publisher", "QueueMessage", "SendFailure", "batches"]
 
 # SQS's limits (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
 # the body plus every attribute's name, type and value; a batch holds at most 10 messages and
@@ -44,19 +49,6 @@ class QueueMessage:
     def size(self) -> int:
         attributes = sum(len(k.encode()) + len(ATTRIBUTE_TYPE) + len(v.encode()) for k, v in self.attributes.items())
         return len(self.encoded_body.encode()) + attributes
-
-
-@dataclass(frozen=True)
-class SendFailure:
-    """One message of a batch that the queue did not take. `permanent`: the message itself is at
-    fault (SQS's SenderFault) and the same message will never be taken."""
-
-    reason: str
-    permanent: bool = False
-
-
-class PublishError(Exception):
-    """The queue took none of the batch (unreachable, throttled, refused): retry it later."""
 
 
 class Publisher(Protocol):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from uploads.errors import Conflict
 from uploads.models import Event, MediaStatus, MediaUpload, Strategy
 from uploads.services.media import storage_call
+from uploads.services.mirror import mirror_media
 from uploads.storage import get_storage
 
 
@@ -35,6 +36,7 @@ def media_close(*, media: MediaUpload, status: MediaStatus, actor: str) -> bool:
         )
         if claimed:
             Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action=f"media.{status}")
+            mirror_media(media.pk)
     return bool(claimed)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from uploads.errors import ObjectMissing, PartsMismatch, TooLarge, UploadClosed
 from uploads.models import Event, MediaStatus, MediaUpload, Strategy, Submission
 from uploads.services.media import media_plan, require_pending, storage_call, submission_uploading, tenant_max_bytes
+from uploads.services.mirror import mirror_media
 from uploads.services.parts import ClaimedPart, parts_check_claimed, parts_of_open_upload, parts_of_planned_upload
 from uploads.storage import PartsRejected, StorageBackend, StoredObject, StoredPart, UploadNotFound, get_storage
 
@@ -82,6 +83,7 @@ def media_mark_uploaded(*, media: MediaUpload, stored: StoredObject, actor: str)
         )
         submission_uploading(media.submission_id, actor)
         Submission.objects.filter(pk=media.submission_id).update(last_progress_at=now)
+        mirror_media(media.pk)
     media.refresh_from_db()
     if media.status != MediaStatus.UPLOADED:
         # Aborted (or expired) while we completed it at storage: the object we just made or

@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -39,6 +40,7 @@ from uploads.models import (
     new_tracking_id,
 )
 from uploads.plan import PartPlan, plan_parts
+from uploads.services.mirror import mirror_media, mirror_submission
 from uploads.services.stages import submission_advance
 from uploads.storage import (
     MAX_SINGLE_PUT_BYTES,
@@ -160,6 +162,7 @@ def media_initiate(
             if tracking_id is None:
                 submission = Submission.objects.create(tenant=tenant, tracking_id=tracking, artisan_id=artisan_id)
                 Event.objects.create(submission=submission, actor=actor, action="submission.initiated")
+                mirror_submission(submission)
             else:
                 submission = Submission.objects.select_for_update().get(tenant=tenant, tracking_id=tracking_id)
                 _check_adding_to(submission, artisan_id)
@@ -183,6 +186,7 @@ def media_initiate(
                 action="media.initiated",
                 details={"kind": media.kind, "strategy": media.strategy, "size": file_size},
             )
+            mirror_media(media.pk)
     except BaseException:
         if upload_id:
             storage.abort_multipart(key=key, upload_id=upload_id)
@@ -267,12 +271,29 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
             f"Part {part_number} is {plan.size_of(part_number)} bytes by the plan.",
             details={"field": "size", "expected": plan.size_of(part_number)},
         )
+    now = timezone.now()
     with transaction.atomic():
-        part, _ = UploadPart.objects.update_or_create(
-            media=media, part_number=part_number, defaults={"size": size, "etag": etag}
+        # One record per file at a time (the row lock), so its counters and version add up when
+        # parts are recorded concurrently.
+        list(MediaUpload.objects.select_for_update().filter(pk=media.pk).values_list("pk"))
+        part = UploadPart.objects.filter(media=media, part_number=part_number).first()
+        if part is not None and (part.size, part.etag) == (size, etag):
+            return part  # a repeat of the same record: nothing changed
+        added, grown = (1, size) if part is None else (0, size - part.size)
+        if part is None:
+            part = UploadPart.objects.create(media=media, part_number=part_number, size=size, etag=etag)
+        else:
+            part.size, part.etag = size, etag
+            part.save(update_fields=["size", "etag", "updated_at"])
+        MediaUpload.objects.filter(pk=media.pk).update(
+            parts_recorded=F("parts_recorded") + added,
+            bytes_recorded=F("bytes_recorded") + grown,
+            version=F("version") + 1,
+            updated_at=now,
         )
         submission_uploading(media.submission_id, actor)
-        Submission.objects.filter(pk=media.submission_id).update(last_progress_at=part.updated_at)
+        Submission.objects.filter(pk=media.submission_id).update(last_progress_at=now)
+        mirror_media(media.pk)
     return part
 
 

@@ -2,12 +2,17 @@
 relayed after commit by a Celery task, or by the periodic relay if that task never runs. Rows
 are claimed with a conditional UPDATE, so two senders never hold one row; a failed send is
 retried with exponential backoff and jitter, and marked failed for staff after
-OUTBOX_MAX_ATTEMPTS."""
+OUTBOX_MAX_ATTEMPTS.
+
+The outbox knows no destination and no domain rule: each topic registers a Channel (how its rows
+are sent, what follows a successful send), and the app registers how delivery is scheduled
+(uploads.services.topics, wired in UploadsConfig.ready)."""
 
 import logging
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,14 +20,40 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from uploads.models import OutboxMessage, Stage, Submission
-from uploads.queue import MessageRejected, PublishError, QueueMessage, SendFailure, batches, get_publisher
+from uploads.delivery import PublishError, SendFailure
+from uploads.models import OutboxMessage, Submission
+from uploads.queue import QueueMessage
 
 logger = logging.getLogger(__name__)
 Status = OutboxMessage.Status
-# Rows the relay claims at once, sent in batches of up to 10. A relay that dies mid-claim holds
-# these until OUTBOX_STALE_CLAIM_SECONDS, and may have sent some: they go again, same ids.
+# Rows the relay claims at once; a channel sends them in whatever batches its destination takes.
+# A relay that dies mid-claim holds these until OUTBOX_STALE_CLAIM_SECONDS, and may have sent
+# some: they go again, same ids (and, for the mirror, same versions).
 RELAY_CLAIM = 100
+
+
+@dataclass(frozen=True)
+class Channel:
+    """How one topic's rows leave. `send` gets claimed rows of its topic and returns the failures
+    by position (empty: all taken), or raises PublishError when the destination took none.
+    `after_send` runs in the transaction that marks rows sent, with the rows it marked."""
+
+    send: Callable[[Sequence[OutboxMessage]], dict[int, SendFailure]]
+    after_send: Callable[[Sequence[OutboxMessage]], None] | None = None
+
+
+_channels: dict[str, Channel] = {}
+_scheduler: list[Callable[[int], None]] = []
+
+
+def outbox_register(topic: str, channel: Channel) -> None:
+    """Declares how `topic` is delivered; registering a topic again replaces its channel."""
+    _channels[topic] = channel
+
+
+def outbox_set_scheduler(schedule: Callable[[int], None]) -> None:
+    """How a row's delivery is started right after its commit (a Celery task, in the portal)."""
+    _scheduler[:] = [schedule]
 
 
 def outbox_enqueue(
@@ -43,10 +74,11 @@ def outbox_enqueue(
 
 
 def _schedule_delivery(message_id: int) -> None:
-    from uploads.tasks import deliver_outbox_message  # tasks import services, not the reverse
-
+    if not _scheduler:
+        logger.warning("outbox message %s: no scheduler registered; the relay will send it", message_id)
+        return
     try:
-        deliver_outbox_message.delay(message_id)
+        _scheduler[0](message_id)
     except Exception as exc:  # the broker is down; the change has committed, the relay sends it
         logger.warning("outbox message %s: delivery not scheduled (%s); the relay will send it", message_id, exc)
 
@@ -73,16 +105,16 @@ def outbox_relay(*, limit: int = 1000) -> int:
         status=Status.PENDING, claim_token=""
     )
     sent = 0
-    for topic in OutboxMessage.Topic.values:
+    for topic in _channels:
         claimed = 0
         while claimed < limit:
             token, rows = _claim(OutboxMessage.objects.filter(topic=topic), limit=min(RELAY_CLAIM, limit - claimed))
             if not rows:
                 break
             claimed += len(rows)
-            batch_sent, queue_down = _send(rows, token)
+            batch_sent, down = _send(rows, token)
             sent += batch_sent
-            if queue_down:  # stop spending attempts on a queue that takes nothing
+            if down:  # stop spending attempts on a destination that takes nothing
                 break
     return sent
 
@@ -127,51 +159,36 @@ def _claim(candidates: QuerySet[OutboxMessage], *, limit: int) -> tuple[str, lis
 
 
 def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
-    """Sends claimed rows of one topic; returns how many were sent and whether the queue took
-    none of them. Every write after the send is conditional: a sender so slow that the relay
-    reclaimed its rows can neither turn a delivered row back into pending nor be undone."""
-    failures: dict[int, SendFailure] = {}
-    messages: dict[int, QueueMessage] = {}
-    for index, row in enumerate(rows):
+    """Sends claimed rows of one topic through its channel; returns how many were sent and whether
+    the destination took none of them. Every write after the send is conditional: a sender so
+    slow that the relay reclaimed its rows can neither turn a delivered row back into pending
+    nor be undone."""
+    topic = rows[0].topic
+    channel = _channels.get(topic)
+    if channel is None:
+        failures = {i: SendFailure(reason=f"No channel is registered for topic {topic!r}.") for i in range(len(rows))}
+    else:
         try:
-            messages[index] = QueueMessage(
-                body=row.body, attributes=row.attributes, group_id=row.group_id, deduplication_id=row.deduplication_id
-            )
-        except MessageRejected as exc:
-            failures[index] = SendFailure(reason=str(exc), permanent=True)
-    positions = list(messages)
-    publisher = get_publisher(rows[0].topic)
-    queue_down = False
-    untried: list[int] = []
-    for group in batches([messages[i] for i in positions]):
-        indexes = [positions[i] for i in group]
-        if queue_down:
-            untried.extend(indexes)
-            continue
-        try:
-            rejected = publisher.publish_batch([messages[i] for i in indexes])
+            failures = channel.send(rows)
         except PublishError as exc:
-            queue_down = True
-            failures.update({i: SendFailure(reason=str(exc)) for i in indexes})
-            continue
-        failures.update({indexes[k]: failure for k, failure in rejected.items()})
-
-    sent = [row for index, row in enumerate(rows) if index not in failures and index not in set(untried)]
+            failures = {i: SendFailure(reason=str(exc)) for i in range(len(rows))}
+    sent = [row for index, row in enumerate(rows) if index not in failures]
     if sent:
         with transaction.atomic():
             OutboxMessage.objects.filter(pk__in=[row.pk for row in sent]).exclude(status=Status.SENT).update(
                 status=Status.SENT, sent_at=timezone.now(), last_error="", claim_token=""
             )
-            for row in sent:
-                if row.topic == OutboxMessage.Topic.PROCESSING and row.submission_id is not None:
-                    _processing_requested(row.submission_id)
+            if channel is not None and channel.after_send is not None:
+                channel.after_send(sent)
+    untried = [rows[i].pk for i, failure in failures.items() if not failure.attempted]
     for index, failure in failures.items():
-        _record_failure(rows[index], token, failure)
-    if untried:  # the queue was down before their turn: handed back as they were, no attempt spent
-        OutboxMessage.objects.filter(pk__in=[rows[i].pk for i in untried], claim_token=token).update(
+        if failure.attempted:
+            _record_failure(rows[index], token, failure)
+    if untried:  # the destination went down before their turn: handed back, no attempt spent
+        OutboxMessage.objects.filter(pk__in=untried, claim_token=token).update(
             status=Status.PENDING, attempts=F("attempts") - 1, claim_token=""
         )
-    return len(sent), queue_down and not sent
+    return len(sent), not sent and any(not failure.permanent for failure in failures.values())
 
 
 def _record_failure(row: OutboxMessage, token: str, failure: SendFailure) -> None:
@@ -188,17 +205,4 @@ def _record_failure(row: OutboxMessage, token: str, failure: SendFailure) -> Non
         last_error=failure.reason[:2000],
         next_attempt_at=timezone.now() + backoff(row.attempts),
         claim_token="",
-    )
-
-
-def _processing_requested(submission_id: int) -> None:
-    from uploads.services.stages import submission_advance  # stages enqueue through this module
-
-    submission_advance(
-        submission_id=submission_id,
-        from_stages=[Stage.UPLOADED],
-        to=Stage.QUEUED,
-        message="Waiting for processing.",
-        actor="system",
-        action="submission.queued",
     )

@@ -1,6 +1,6 @@
-"""Stage changes of a submission. Wherever one happens, it is the same three writes in one
-transaction: a conditional UPDATE that bumps the version, an Event, and a status update in the
-outbox, so every change is announced and none twice."""
+"""Stage changes of a submission. Wherever one happens, it is the same writes in one
+transaction: a conditional UPDATE that bumps the version, an Event, a status update in the
+outbox and (when the mirror is on) its mirror write, so every change is announced and none twice."""
 
 from collections.abc import Collection
 from typing import Any
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from uploads.models import Event, OutboxMessage, Stage, Submission
 from uploads.queue import QueueMessage
+from uploads.services.mirror import mirror_submission
 from uploads.services.outbox import outbox_enqueue
 
 
@@ -35,7 +36,7 @@ def submission_advance(
     if expected_version is not None:
         rows = rows.filter(version=expected_version)
     now = timezone.now()
-    # No savepoint: the three writes stand or fall with the caller's transaction, if any.
+    # No savepoint: the writes stand or fall with the caller's transaction, if any.
     with transaction.atomic(savepoint=False):
         advanced = rows.update(
             stage=to, stage_message=message, version=F("version") + 1, updated_at=now, last_progress_at=now, **fields
@@ -57,6 +58,7 @@ def submission_advance(
             message=status_message(submission),
             submission=submission,
         )
+        mirror_submission(submission)
     return submission
 
 

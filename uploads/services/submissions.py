@@ -1,6 +1,7 @@
 """Completing a submission: the moment its files are handed to the processing pipeline."""
 
 import hashlib
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -109,6 +110,21 @@ def submission_reprocess(
         attempt = retried.outbox.filter(topic=OutboxMessage.Topic.PROCESSING).count()
         _request_processing(retried, attempt=attempt)
     return retried
+
+
+def submissions_queued(sent: Sequence[OutboxMessage]) -> None:
+    """What follows a processing request reaching the queue: its submission, if still uploaded,
+    is queued. Runs in the transaction that marks the requests sent; a repeat changes nothing."""
+    for row in sent:
+        if row.submission_id is not None:
+            submission_advance(
+                submission_id=row.submission_id,
+                from_stages=[Stage.UPLOADED],
+                to=Stage.QUEUED,
+                message="Waiting for processing.",
+                actor="system",
+                action="submission.queued",
+            )
 
 
 def _request_processing(submission: Submission, *, attempt: int) -> None:

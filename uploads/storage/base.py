@@ -55,6 +55,8 @@ class StorageError(Exception):
 
 
 class StorageBackend(Protocol):
+    bucket: str  # the S3 bucket's name; empty for the local backend (its object URIs are file URIs)
+
     def object_uri(self, key: str) -> str: ...
 
     def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest: ...

@@ -45,6 +45,7 @@ class Readable(Protocol):
 class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+        self.bucket = ""
 
     # --- signing ---------------------------------------------------------------------------
     def object_uri(self, key: str) -> str:
