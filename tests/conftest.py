@@ -11,6 +11,7 @@ os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", str(64 * 1024))
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from django.core.cache import cache
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
@@ -19,6 +20,8 @@ from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
+from uploads.dynamodb import Tables, create_tables, get_item, mirror_tables, query_partition
+from uploads.dynamodb import client as dynamodb_client
 
 # Property tests judge behaviour, not speed: no per-example deadline on a shared 2-core machine.
 # CI replays a fixed sequence of examples so a landing never hinges on the draw; local runs
@@ -99,6 +102,57 @@ def s3(settings: Any) -> Iterator[Any]:
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         settings.S3_RAW_MEDIA_BUCKET = BUCKET
         yield client
+
+
+class Mirror:
+    """The DynamoDB mirror's tables as another service reads them, and a count of the portal's
+    UpdateItem calls (its writes)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.writes: list[dict[str, Any]] = []
+        self.client = boto3.client("dynamodb", region_name=REGION)
+
+    def catalog(self, tracking_id: str) -> dict[str, Any] | None:
+        return get_item(table=self.tables.catalog, key={"trackingId": tracking_id})
+
+    def upload_state(self, tracking_id: str) -> dict[str, dict[str, Any]]:
+        """The submission's upload-state items by mediaId."""
+        items = query_partition(table=self.tables.upload_state, tracking_id=tracking_id)
+        return {item["mediaId"]: item for item in items}
+
+    def pipeline_writes(self, tracking_id: str, **attributes: Any) -> None:
+        """What the pipeline does instead of calling the events endpoint: SET its own attributes."""
+        names = {f"#n{i}": name for i, name in enumerate(attributes)}
+        values = {f":v{i}": TypeSerializer().serialize(value) for i, value in enumerate(attributes.values())}
+        self.client.update_item(
+            TableName=self.tables.catalog,
+            Key={"trackingId": {"S": tracking_id}},
+            UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+@pytest.fixture
+def mirror(settings: Any, aws_credentials: None) -> Iterator[Mirror]:
+    """The DynamoDB mirror switched on, its tables in moto's in-process mock, and every
+    UpdateItem the portal sends counted."""
+    with mock_aws():
+        settings.DYNAMODB_CATALOG_TABLE = "CatalogProcessingRecords"
+        tables = mirror_tables()
+        assert tables is not None
+        create_tables(tables)
+        watched = Mirror(tables)
+        events = dynamodb_client().meta.events
+        handler_id = f"count-writes-{id(watched)}"
+
+        def count(params: dict[str, Any], **_: Any) -> None:
+            watched.writes.append(params)
+
+        events.register("provide-client-params.dynamodb.UpdateItem", count, unique_id=handler_id)
+        yield watched
+        events.unregister("provide-client-params.dynamodb.UpdateItem", unique_id=handler_id)
 
 
 def put_bytes(url: str, data: bytes, headers: dict[str, str] | None = None) -> Any:

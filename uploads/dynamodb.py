@@ -70,7 +70,7 @@ def update_if_newer(*, table: str, key: Mapping[str, str], attributes: Mapping[s
     values = {f":a{i}": _serializer.serialize(value) for i, value in enumerate(attributes.values())}
     version = next(alias for alias, name in names.items() if name == "version")
     try:
-        _client().update_item(
+        client().update_item(
             TableName=table,
             Key={name: _serializer.serialize(value) for name, value in key.items()},
             UpdateExpression="SET " + ", ".join(f"{alias} = :{alias[1:]}" for alias in names),
@@ -195,7 +195,7 @@ def create_tables(tables: Tables, *, wait: bool = True) -> list[str]:
     created = []
     for name, definition in definitions.items():
         try:
-            _client().create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
+            client().create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
             created.append(name)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
@@ -203,7 +203,7 @@ def create_tables(tables: Tables, *, wait: bool = True) -> list[str]:
         except BotoCoreError as exc:
             raise DynamoDBUnavailable(str(exc)) from exc
         if wait:
-            _client().get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            client().get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     return created
 
 
@@ -230,7 +230,7 @@ def _value_size(value: Any) -> int:
 
 def _call(operation: str, **request: Any) -> dict[str, Any]:
     try:
-        response: dict[str, Any] = getattr(_client(), operation)(**request)
+        response: dict[str, Any] = getattr(client(), operation)(**request)
     except (ClientError, BotoCoreError) as exc:
         raise DynamoDBUnavailable(str(exc)) from exc
     return response
@@ -255,7 +255,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _client() -> "DynamoDBClient":
+def client() -> "DynamoDBClient":
+    """The process's DynamoDB client, for the endpoint the environment names now."""
     # boto3 reads the endpoint from the environment when the client is made; keying the cache by
     # it lets a process (or a test) that changes the endpoint get a client for the new one.
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or ""
