@@ -203,7 +203,10 @@ def create_tables(tables: Tables, *, wait: bool = True) -> list[str]:
         except BotoCoreError as exc:
             raise DynamoDBUnavailable(str(exc)) from exc
         if wait:
-            client().get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            try:
+                client().get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            except (BotoCoreError, ClientError) as exc:  # WaiterError is a BotoCoreError
+                raise DynamoDBUnavailable(f"{name} did not become active: {exc}") from exc
     return created
 
 

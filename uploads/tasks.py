@@ -1,13 +1,17 @@
 """Celery tasks: thin, take ids, safe to run twice; the services hold the rules. Names are
 stable, so a deploy never strands queued tasks under an old name."""
 
+import logging
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import DatabaseError
 from django.utils import timezone
 
-from uploads.services import outbox_deliver, outbox_relay, sweep_expired
+from uploads.dynamodb import DynamoDBUnavailable
+from uploads.services import mirror_pull, outbox_deliver, outbox_relay, sweep_expired
+
+logger = logging.getLogger(__name__)
 
 
 class ReliableTask(Task):
@@ -43,3 +47,14 @@ def relay_outbox() -> int:
 def sweep_expired_uploads() -> dict[str, Any]:
     """Periodic: abandoned uploads give their storage back."""
     return sweep_expired(dry_run=False).counts()
+
+
+@shared_task(name="uploads.mirror.pull", base=ReliableTask)
+def pull_mirror() -> dict[str, int]:
+    """Periodic, when the mirror is on: processing reports the pipeline wrote to DynamoDB. An
+    outage is not retried here: the next pull, seconds later, starts over."""
+    try:
+        return mirror_pull().counts()
+    except DynamoDBUnavailable as exc:
+        logger.warning("mirror pull skipped: DynamoDB did not answer (%s)", exc)
+        return {}

@@ -11,6 +11,7 @@ from uploads.services.media import (
     media_record_part,
     media_sign_parts,
 )
+from uploads.services.mirror_pull import PullReport, mirror_pull
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
 from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
@@ -32,6 +33,7 @@ __all__ = [
     "ClaimedPart",
     "InitiatedUpload",
     "PipelineReport",
+    "PullReport",
     "SignedPart",
     "StaffAction",
     "SweepReport",
@@ -43,6 +45,7 @@ __all__ = [
     "media_progress",
     "media_record_part",
     "media_sign_parts",
+    "mirror_pull",
     "outbox_deliver",
     "outbox_enqueue",
     "outbox_relay",
