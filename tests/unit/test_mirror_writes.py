@@ -2,16 +2,18 @@
 becomes one conditional UpdateItem of the attributes the portal owns, never backwards, never
 touching the pipeline's attributes."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.conftest import Mirror
 from tests.helpers import PART, complete_body, create_upload, put_part, sign_parts, split, uploaded_submission
 from uploads.dynamodb import item_size, update_if_newer
 from uploads.models import MediaUpload, OutboxMessage, Submission
-from uploads.services import outbox_relay
+from uploads.services import media_initiate, media_record_part, outbox_relay
 from uploads.services.mirror import (
     CATALOG_ATTRIBUTES,
     UPLOAD_STATE_ATTRIBUTES,
@@ -136,3 +138,34 @@ def test_a_ten_thousand_part_uploads_item_stays_under_4_kb(mirror: Mirror, tenan
     item = {"trackingId": submission.tracking_id, "mediaId": media.media_id, **upload_state_item(media)}
     assert item["completedParts"] == 10_000
     assert item_size(item) < 4096
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parts_recorded_concurrently_add_up_in_the_counters_and_versions(api: APIClient) -> None:
+    created = create_upload(api, file_size=16 * PART, part_size=PART)
+    media = MediaUpload.objects.get(media_id=created["mediaId"])
+
+    def record(number: int) -> None:
+        try:
+            media_record_part(media=media, part_number=number, size=PART, etag=f'"{number:032x}"', actor="test")
+            # A client re-sending the part records it again with the new ETag: replaced, not added.
+            media_record_part(media=media, part_number=number, size=PART, etag=f'"{number + 100:032x}"', actor="test")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(record, range(1, 17)))
+    media.refresh_from_db()
+    assert (media.parts_recorded, media.bytes_recorded, media.version) == (16, 16 * PART, 1 + 32)
+
+
+def test_a_part_recorded_again_with_another_size_replaces_its_bytes(tenant: Any) -> None:
+    upload = media_initiate(
+        tenant=tenant, artisan_id="art_1", content_type="audio/ogg", file_size=None, open_multipart=True, actor="t"
+    )
+    media = upload.media
+    media_record_part(media=media, part_number=1, size=PART, etag='"a"', actor="t")
+    media_record_part(media=media, part_number=2, size=100, etag='"b"', actor="t")
+    media_record_part(media=media, part_number=2, size=300, etag='"c"', actor="t")
+    media.refresh_from_db()
+    assert (media.parts_recorded, media.bytes_recorded) == (2, PART + 300)

@@ -273,8 +273,10 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
         )
     now = timezone.now()
     with transaction.atomic():
-        # One record per file at a time (the row lock), so its counters and version add up when
-        # parts are recorded concurrently.
+        # Rows are locked submission first, then file, the order closing a submission takes them.
+        # One record per file at a time, so its counters and version add up when parts are
+        # recorded concurrently.
+        Submission.objects.filter(pk=media.submission_id).update(last_progress_at=now)
         list(MediaUpload.objects.select_for_update().filter(pk=media.pk).values_list("pk"))
         part = UploadPart.objects.filter(media=media, part_number=part_number).first()
         if part is not None and (part.size, part.etag) == (size, etag):
@@ -292,7 +294,6 @@ def media_record_part(*, media: MediaUpload, part_number: int, size: int, etag: 
             updated_at=now,
         )
         submission_uploading(media.submission_id, actor)
-        Submission.objects.filter(pk=media.submission_id).update(last_progress_at=now)
         mirror_media(media.pk)
     return part
 
