@@ -1,4 +1,5 @@
-"""The outbox as staff see it: what the portal still owes a queue, and what ran out of attempts."""
+"""The outbox as staff see it: what the portal still owes a queue or the DynamoDB mirror, and what
+ran out of attempts."""
 
 from typing import Any
 
