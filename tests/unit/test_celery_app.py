@@ -21,14 +21,31 @@ def test_every_periodic_job_runs_a_registered_task(settings: Any) -> None:
     assert scheduled <= set(app.tasks)
 
 
+def test_the_mirror_pull_is_scheduled_only_when_the_mirror_is_on(tmp_path: Path) -> None:
+    def schedule(**env: str) -> dict[str, Any]:
+        code = "import json, portal.settings as s; print(json.dumps(s.CELERY_BEAT_SCHEDULE))"
+        base = {"PATH": os.environ["PATH"], "PORTAL_DATA_DIR": str(tmp_path)}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=base | env, cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        jobs: dict[str, Any] = json.loads(out.stdout)
+        return jobs
+
+    assert "mirror-pull" not in schedule()
+    job = schedule(DYNAMODB_CATALOG_TABLE="Catalog", DYNAMODB_PULL_INTERVAL_SECONDS="7")["mirror-pull"]
+    assert job == {"task": "uploads.mirror.pull", "schedule": 7}
+    assert job["task"] in app.tasks
+
+
 def test_tasks_have_stable_names_late_acks_and_bounded_retries() -> None:
     names = {
         tasks.deliver_outbox_message.name: "uploads.outbox.deliver",
         tasks.relay_outbox.name: "uploads.outbox.relay",
         tasks.sweep_expired_uploads.name: "uploads.sweep.expire",
+        tasks.pull_mirror.name: "uploads.mirror.pull",
     }
     assert list(names) == list(names.values())
-    for task in (tasks.deliver_outbox_message, tasks.relay_outbox, tasks.sweep_expired_uploads):
+    for task in (tasks.deliver_outbox_message, tasks.relay_outbox, tasks.sweep_expired_uploads, tasks.pull_mirror):
         assert task.acks_late and task.reject_on_worker_lost
         assert task.max_retries is not None and task.max_retries <= 10
         assert task.retry_jitter
