@@ -1,7 +1,8 @@
 """Staff triage in Chromium: an operator finds a submission by pasting its tracking id into the
 admin index's search box, aborts it with a reason through the confirmation page, and sees the
 event and the new stage; a viewer gets no action anywhere; the dashboard, the list and the
-submission page are screenshotted (desktop, 1400 px, phone) and checked with axe-core."""
+submission page are screenshotted (desktop, 1400 px, phone) and checked with axe-core; staff
+compare a submission with its DynamoDB mirror."""
 
 import struct
 import zlib
@@ -9,19 +10,23 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import FloatRect, Page, ViewportSize, expect
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import tenant_create
-from tests.browser.conftest import MIB, NewContext, axe_violations, sign_in
-from tests.conftest import client_for, put_bytes
+from tests.browser.conftest import MIB, SCREENSHOTS, NewContext, axe_violations, sign_in
+from tests.conftest import Mirror, client_for, put_bytes
 from tests.helpers import complete_body, create_upload, initiate, put_part, sign_parts, uploaded_submission
+from tests.integration.conftest import ServerBucket
+from uploads.dynamodb import create_tables, mirror_tables
 from uploads.models import OutboxMessage, Stage, Submission
+from uploads.services import outbox_relay
 
 pytestmark = pytest.mark.browser
 
@@ -297,3 +302,53 @@ def test_submission_page_screenshots_at_desktop_1400_px_and_phone_widths(
     assert_thumbnail_shown(phone)
     assert_fits_width(phone)
     screenshot(phone, "admin-submission-phone")
+
+
+@pytest.fixture
+def server_mirror(bucket: ServerBucket, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Mirror:
+    """The mirror on, its tables on the moto server beside the S3 bucket (the files' keys then
+    read s3://..., as in production)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", bucket.endpoint)
+    settings.DYNAMODB_CATALOG_TABLE = f"CatalogProcessingRecords{uuid4().hex[:8]}"  # the server is shared
+    tables = mirror_tables()
+    assert tables is not None
+    create_tables(tables)
+    return Mirror(tables)
+
+
+def test_the_mirror_panel_marks_what_dynamodb_holds_differently_from_the_database(
+    new_context: NewContext, staff_user: User, tenant: Tenant, server: str, server_mirror: Mirror
+) -> None:
+    """The pipeline has reported into the catalog record, and someone set the audio's item back
+    by hand: asked on demand, the panel shows the first as written by others, the second behind."""
+    mirror = server_mirror
+    submission = Submission.objects.get(tracking_id=handed_over(client_for(tenant)))
+    outbox_relay()
+    mirror.pipeline_writes(
+        submission.tracking_id,
+        processingStage="processing",
+        processingMessage="Transcribing the description.",
+        processingUpdatedAt="2025-03-04T09:30:00.000Z",
+    )
+    audio = submission.media.get(kind="audio")
+    mirror.client.update_item(
+        TableName=mirror.tables.upload_state,
+        Key={"trackingId": {"S": submission.tracking_id}, "mediaId": {"S": audio.media_id}},
+        UpdateExpression="SET #s = :s, #v = :v",
+        ExpressionAttributeNames={"#s": "status", "#v": "version"},
+        ExpressionAttributeValues={":s": {"S": "pending"}, ":v": {"N": "1"}},
+    )
+    page = admin_page(new_context, staff_user, server)
+    page.goto(change_url(submission))
+    page.get_by_role("link", name="Compare with DynamoDB").click()
+    panel = page.locator("#mirror")
+    expect(panel.locator(".storage-summary")).to_contain_text("1 of 3 items not in sync with the database")
+    expect(panel.locator("details.state-behind tr.differs")).to_have_count(2)  # status and version
+    expect(panel.locator(".written-by-others")).to_contain_text("Transcribing the description.")
+    assert axe_violations(page) == []
+    page.set_viewport_size(WIDE)
+    assert_fits_width(page)
+    bottom = panel.evaluate("section => section.getBoundingClientRect().bottom + window.scrollY")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    top_to_panel: FloatRect = {"x": 0, "y": 0, "width": WIDE["width"], "height": bottom + 16}
+    page.screenshot(path=str(SCREENSHOTS / "admin-mirror.png"), full_page=True, clip=top_to_panel)

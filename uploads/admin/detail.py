@@ -8,10 +8,12 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest
 
+from uploads.dynamodb import mirror_tables
 from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage, Strategy, Submission, UploadPart
 from uploads.selectors import media_bytes_received, media_percent_received
 from uploads.services import STAFF_ACTIONS, staff_action_refusal
 from uploads.services.inspection import StorageView, media_preview_url, media_storage_view
+from uploads.services.mirror_inspection import submission_mirror_view
 
 PARTS_PER_PAGE = 100
 TIMELINE_LIMIT = 500
@@ -47,7 +49,8 @@ class FilePanel:
 
 def submission_page(request: HttpRequest, submission: Submission, *, operable: bool) -> dict[str, Any]:
     """The page's context. `?parts_<mediaId>=N` pages a file's part table; `?storage=<mediaId>`
-    asks storage for its own view of that file (a live call, so only on demand)."""
+    asks storage for its own view of that file, `?mirror=1` DynamoDB for the submission's mirror
+    items (live calls, so only on demand)."""
     files = submission.media.order_by("created_at")
     panels = [_file_panel(request, media) for media in files]
     processing = submission.outbox.filter(topic=OutboxMessage.Topic.PROCESSING).order_by("-created_at").first()
@@ -65,6 +68,8 @@ def submission_page(request: HttpRequest, submission: Submission, *, operable: b
         "outbox": list(submission.outbox.order_by("-created_at")[:100]),
         "staff_actions": actions,
         "operable": operable,
+        "mirror_on": mirror_tables() is not None,
+        "mirror": submission_mirror_view(submission=submission) if request.GET.get("mirror") else None,
     }
 
 
