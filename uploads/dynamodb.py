@@ -63,18 +63,23 @@ def mirror_tables() -> Tables | None:
     return Tables(catalog=catalog, upload_state=settings.DYNAMODB_UPLOAD_STATE_TABLE or f"{catalog}_UploadState")
 
 
-def update_if_newer(*, table: str, key: Mapping[str, str], attributes: Mapping[str, Any]) -> bool:
+def update_if_newer(
+    *, table: str, key: Mapping[str, str], attributes: Mapping[str, Any], same_version: bool = False
+) -> bool:
     """SETs `attributes` (which include `version`) unless the item already has this version or a
-    newer one. True: written. False: a newer (or the same) state is there, which is success."""
+    newer one. True: written. False: a newer (or the same) state is there, which is success.
+    `same_version`: also replace an item at this version (a repair of an item that differs from
+    what its version stands for); a newer one is still never touched."""
     names = {f"#a{i}": name for i, name in enumerate(attributes)}
     values = {f":a{i}": _serializer.serialize(value) for i, value in enumerate(attributes.values())}
     version = next(alias for alias, name in names.items() if name == "version")
+    older = "<=" if same_version else "<"
     try:
         client().update_item(
             TableName=table,
             Key={name: _serializer.serialize(value) for name, value in key.items()},
             UpdateExpression="SET " + ", ".join(f"{alias} = :{alias[1:]}" for alias in names),
-            ConditionExpression=f"attribute_not_exists({version}) OR {version} < :{version[1:]}",
+            ConditionExpression=f"attribute_not_exists({version}) OR {version} {older} :{version[1:]}",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )

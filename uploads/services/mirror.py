@@ -87,29 +87,35 @@ def upload_state_item(media: MediaUpload) -> dict[str, Any]:
     }
 
 
-def mirror_submission(submission: Submission, *, dedup_suffix: str = "") -> None:
+def mirror_submission(submission: Submission, *, dedup_suffix: str = "", repair: bool = False) -> None:
     """Owes the catalog record this submission's current state. Runs inside the transaction of
-    the change (the row as it now is, version included); nothing when the mirror is off."""
+    the change (the row as it now is, version included); nothing when the mirror is off.
+    `repair` (reconcile --fix): the write also replaces an item at the same version."""
     if mirror_tables() is None:
         return
-    _enqueue(CATALOG, catalog_key(submission), catalog_item(submission), submission, dedup_suffix)
+    _enqueue(CATALOG, catalog_key(submission), catalog_item(submission), submission, dedup_suffix, repair)
 
 
-def mirror_media(media_pk: int, *, dedup_suffix: str = "") -> None:
+def mirror_media(media_pk: int, *, dedup_suffix: str = "", repair: bool = False) -> None:
     """Owes the upload-state table this file's current state, read again in the caller's
     transaction so the item and its version are the committed ones."""
     if mirror_tables() is None:
         return
     media = MediaUpload.objects.select_related("submission").get(pk=media_pk)
-    _enqueue(UPLOAD_STATE, upload_state_key(media), upload_state_item(media), media.submission, dedup_suffix)
+    _enqueue(UPLOAD_STATE, upload_state_key(media), upload_state_item(media), media.submission, dedup_suffix, repair)
 
 
-def _enqueue(table: str, key: dict[str, str], item: dict[str, Any], submission: Submission, suffix: str) -> None:
+def _enqueue(
+    table: str, key: dict[str, str], item: dict[str, Any], submission: Submission, suffix: str, repair: bool = False
+) -> None:
     identity = ":".join(key.values())
+    body: dict[str, Any] = {"table": table, "key": key, "item": item}
+    if repair:
+        body["repair"] = True
     outbox_enqueue(
         topic=OutboxMessage.Topic.MIRROR,
         dedup_key=f"mirror:{identity}:v{item['version']}{suffix}",
-        message=QueueMessage(body={"table": table, "key": key, "item": item}),
+        message=QueueMessage(body=body),
         submission=submission,
     )
 
@@ -127,7 +133,10 @@ def mirror_send(rows: Sequence[OutboxMessage]) -> dict[int, SendFailure]:
             continue
         try:
             update_if_newer(
-                table=_table_name(tables, row.body["table"]), key=row.body["key"], attributes=row.body["item"]
+                table=_table_name(tables, row.body["table"]),
+                key=row.body["key"],
+                attributes=row.body["item"],
+                same_version=bool(row.body.get("repair")),
             )
         except ItemRejected as exc:
             failures[index] = SendFailure(reason=str(exc), permanent=True)
