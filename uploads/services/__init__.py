@@ -12,6 +12,7 @@ from uploads.services.media import (
     media_sign_parts,
 )
 from uploads.services.mirror_pull import PullReport, mirror_pull
+from uploads.services.mirror_reconcile import MirrorOff, ReconcileReport, mirror_reconcile
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
 from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
@@ -32,8 +33,10 @@ __all__ = [
     "STAFF_ACTIONS",
     "ClaimedPart",
     "InitiatedUpload",
+    "MirrorOff",
     "PipelineReport",
     "PullReport",
+    "ReconcileReport",
     "SignedPart",
     "StaffAction",
     "SweepReport",
@@ -46,6 +49,7 @@ __all__ = [
     "media_record_part",
     "media_sign_parts",
     "mirror_pull",
+    "mirror_reconcile",
     "outbox_deliver",
     "outbox_enqueue",
     "outbox_relay",
