@@ -178,6 +178,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # botocore's INFO lines ("Found credentials in environment variables.") say nothing an
+    # operator acts on, and would precede every command's own output.
+    "loggers": {"botocore": {"level": "WARNING"}},
 }
 
 # --- Uploads -------------------------------------------------------------------------------
