@@ -23,8 +23,7 @@ from uploads.dynamodb import update_if_newer
 from uploads.management.commands import dynamodb_reconcile
 from uploads.models import MediaUpload, OutboxMessage, Submission
 from uploads.services import outbox_relay
-from uploads.services.mirror import iso
-from uploads.services.mirror_reconcile import (
+from uploads.services.drift import (
     ABSENT,
     AHEAD,
     DIFFERING,
@@ -35,6 +34,7 @@ from uploads.services.mirror_reconcile import (
     ReconcileReport,
     mirror_reconcile,
 )
+from uploads.services.mirror import iso
 
 pytestmark = pytest.mark.django_db
 Flow = Callable[..., str]
@@ -284,7 +284,7 @@ def test_paging_covers_every_row_in_pages_of_the_size_asked(
         batches.append(len(kwargs["keys"]))
         return batch_get(**kwargs)
 
-    monkeypatch.setattr("uploads.services.mirror_reconcile.batch_get", counted)
+    monkeypatch.setattr("uploads.services.drift.batch_get", counted)
     progress: list[tuple[int, int | None]] = []
 
     with CaptureQueriesContext(connection) as queries:

@@ -2,6 +2,7 @@
 
 from uploads.services.closing import media_abort
 from uploads.services.completion import media_complete
+from uploads.services.drift import MirrorOff, ReconcileReport, mirror_reconcile
 from uploads.services.media import (
     InitiatedUpload,
     SignedPart,
@@ -11,11 +12,10 @@ from uploads.services.media import (
     media_record_part,
     media_sign_parts,
 )
-from uploads.services.mirror_pull import PullReport, mirror_pull
-from uploads.services.mirror_reconcile import MirrorOff, ReconcileReport, mirror_reconcile
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
 from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
+from uploads.services.pullback import PullReport, mirror_pull
 from uploads.services.staff import (
     STAFF_ACTIONS,
     StaffAction,

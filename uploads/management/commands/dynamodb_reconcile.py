@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from tenants.models import Tenant
 from uploads.dynamodb import DynamoDBUnavailable
-from uploads.services.mirror_reconcile import (
+from uploads.services.drift import (
     ABSENT,
     PAGE_SIZE,
     Difference,
