@@ -64,6 +64,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/local_upload.py
 	$(BIN)/python bench/relay_throughput.py
+	$(BIN)/python bench/mirror_throughput.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
