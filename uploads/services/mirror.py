@@ -24,6 +24,8 @@ CATALOG_ATTRIBUTES = (
     "tenantId", "artisanId", "stage", "message", "photoKey", "audioKey",
     "language", "priority", "createdAt", "updatedAt", "version",
 )  # fmt: skip
+# The pipeline's processing report on the catalog record: the portal reads these, never writes them.
+PIPELINE_ATTRIBUTES = ("processingStage", "processingMessage", "catalogId", "errorDetails", "processingUpdatedAt")
 UPLOAD_STATE_ATTRIBUTES = (
     "tenantId", "kind", "key", "bucket", "contentType", "fileSize", "strategy", "partSize", "numParts",
     "completedParts", "bytesUploaded", "status", "createdAt", "expiresAt", "updatedAt", "version",

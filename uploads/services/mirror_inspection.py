@@ -18,6 +18,7 @@ from uploads.dynamodb import DynamoDBUnavailable, mirror_tables
 from uploads.models import OutboxMessage, Submission
 from uploads.services.mirror import (
     CATALOG,
+    PIPELINE_ATTRIBUTES,
     UPLOAD_STATE,
     catalog_item,
     catalog_key,
@@ -27,8 +28,6 @@ from uploads.services.mirror import (
 
 ItemState = Literal["in sync", "behind", "ahead", "missing", "differing", "extra"]
 
-# The pipeline's processing report first (the attributes a ticket asks about), then any other.
-PIPELINE_ATTRIBUTES = ("processingStage", "processingMessage", "catalogId", "errorDetails", "processingUpdatedAt")
 KEY_ATTRIBUTES = ("trackingId", "mediaId")
 OWED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING)
 
@@ -161,6 +160,7 @@ def _extra(table: str, submission: Submission, media_id: str, item: dict[str, An
 
 
 def _others(found: dict[str, Any], owned: dict[str, Any]) -> tuple[OtherAttribute, ...]:
+    """The pipeline's processing report first (the attributes a ticket asks about), then any other."""
     names = [name for name in found if name not in owned and name not in KEY_ATTRIBUTES]
     names.sort(key=lambda name: (PIPELINE_ATTRIBUTES.index(name) if name in PIPELINE_ATTRIBUTES else 99, name))
     return tuple(OtherAttribute(name, _shown(found[name])) for name in names)

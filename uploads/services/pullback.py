@@ -17,12 +17,11 @@ from django.utils.dateparse import parse_datetime
 from uploads.dynamodb import MAX_BATCH_GET, batch_get, mirror_tables
 from uploads.errors import Conflict, InvalidInput
 from uploads.models import Event, Stage, Submission
+from uploads.services.mirror import PIPELINE_ATTRIBUTES
 from uploads.services.pipeline import submission_record_pipeline_event
 
 logger = logging.getLogger(__name__)
 
-# The pipeline's attributes of the catalog record; the portal only ever reads them.
-PIPELINE_ATTRIBUTES = ("processingStage", "processingMessage", "catalogId", "errorDetails", "processingUpdatedAt")
 PULLED_FROM = (Stage.QUEUED, Stage.PROCESSING)
 ACTOR = "pipeline (DynamoDB)"
 EVENT_PREFIX = "dynamodb:"
