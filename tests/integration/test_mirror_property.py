@@ -275,7 +275,12 @@ def owned(item: dict[str, Any] | None, attributes: tuple[str, ...]) -> dict[str,
 
 
 def item_id(row: OutboxMessage) -> ItemId:
-    return (row.body["table"], *row.body["key"].values())
+    return key_id(row.body["table"], row.body["key"])
+
+
+def key_id(table: str, key: dict[str, Any]) -> ItemId:
+    """By name, never by the order of the key's attributes: PostgreSQL's jsonb keeps no order."""
+    return (table, key["trackingId"], *([key["mediaId"]] if "mediaId" in key else []))
 
 
 def newest(rows: list[OutboxMessage]) -> dict[ItemId, dict[str, Any]]:
@@ -297,7 +302,7 @@ def read(mirror: Mirror, rows: list[OutboxMessage]) -> dict[ItemId, dict[str, An
     ):
         keys = {item_id(row): row.body["key"] for row in rows if row.body["table"] == table}
         for item in batch_get(table=name, keys=list(keys.values())) if keys else []:
-            found[(table, *(item[k] for k in next(iter(keys.values()))))] = owned(item, attributes)
+            found[key_id(table, item)] = owned(item, attributes)
     return {item_id(row): found.get(item_id(row)) for row in rows}
 
 
