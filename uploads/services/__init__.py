@@ -6,15 +6,14 @@ from uploads.services.drift import MirrorOff, ReconcileReport, mirror_reconcile
 from uploads.services.media import (
     InitiatedUpload,
     SignedPart,
-    UploadProgress,
     media_initiate,
-    media_progress,
     media_record_part,
     media_sign_parts,
 )
 from uploads.services.outbox import outbox_deliver, outbox_enqueue, outbox_relay, outbox_retry_failed
 from uploads.services.parts import ClaimedPart
 from uploads.services.pipeline import PipelineReport, submission_record_pipeline_event
+from uploads.services.progress import UploadProgress, media_progress
 from uploads.services.pullback import PullReport, mirror_pull
 from uploads.services.staff import (
     STAFF_ACTIONS,
