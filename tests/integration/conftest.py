@@ -7,9 +7,13 @@ from uuid import uuid4
 
 import boto3
 import pytest
+import redis
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import REGION
+from tests.integration.live import publishing_to, require_service
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,18 @@ def bucket(moto_server: str, aws_credentials: None, settings: Any, monkeypatch: 
     client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     settings.S3_RAW_MEDIA_BUCKET = name
     return ServerBucket(name=name, endpoint=moto_server, client=client)
+
+
+@pytest.fixture
+def broker() -> Iterator[tuple[str, str]]:
+    """Redis for a real worker and for this process's publishing (tests elsewhere run tasks
+    eagerly), on a queue of this test's own, so suites running side by side on one Redis never meet."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        require_service(False, "Redis is not running on 127.0.0.1:6379")
+    queue = f"portal-test-{uuid4().hex[:12]}"
+    with publishing_to(REDIS_URL, queue):
+        yield REDIS_URL, queue
+    client.delete(queue)

@@ -223,3 +223,31 @@ def receive_all(client: Any, queue_url: str) -> list[dict[str, Any]]:
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
         )
+
+
+def worker_env(*, data_dir: Path, broker: tuple[str, str], aws_endpoint: str, **extra: str) -> dict[str, str]:
+    """A worker's environment: the test database and broker, fake AWS credentials reaching
+    `aws_endpoint`, and the outbox's schedule compressed from minutes to seconds. `extra`: the
+    test's own settings."""
+    from tests.conftest import REGION
+
+    return {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+        "PORTAL_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "test-only-secret-key-not-for-production",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker[0],
+        "CELERY_TASK_DEFAULT_QUEUE": broker[1],
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "OUTBOX_BACKOFF_BASE_SECONDS": "1",
+        "OUTBOX_BACKOFF_MAX_SECONDS": "2",
+        "OUTBOX_MAX_ATTEMPTS": "1000",
+        "OUTBOX_STALE_CLAIM_SECONDS": "3",
+        "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+        **extra,
+    }

@@ -14,7 +14,6 @@ from uuid import uuid4
 
 import boto3
 import pytest
-import redis
 from django.db import connection
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
@@ -22,34 +21,10 @@ from rest_framework.test import APIClient
 from tenants.models import Tenant
 from tests.conftest import REGION, client_for
 from tests.helpers import complete_body, uploaded_submission
-from tests.integration.live import (
-    FaultyProxy,
-    Worker,
-    database_url,
-    publishing_to,
-    receive_all,
-    require_service,
-    wait_for,
-)
+from tests.integration.live import FaultyProxy, Worker, receive_all, wait_for, worker_env
 from uploads.models import OutboxMessage, Submission
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def broker() -> Iterator[tuple[str, str]]:
-    """Redis for the worker and for this process's publishing (tests elsewhere run tasks eagerly),
-    on a queue of this test's own, so suites running side by side on one Redis never meet."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        require_service(False, "Redis is not running on 127.0.0.1:6379")
-    queue = f"portal-test-{uuid4().hex[:12]}"
-    with publishing_to(REDIS_URL, queue):
-        yield REDIS_URL, queue
-    client.delete(queue)
 
 
 @pytest.fixture
@@ -79,27 +54,7 @@ def queue_url(sqs: tuple[Any, FaultyProxy], settings: Any) -> str:
 @pytest.fixture
 def worker(broker: tuple[str, str], sqs: tuple[Any, FaultyProxy], queue_url: str, tmp_path: Path) -> Iterator[Worker]:
     _, proxy = sqs
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
-        "PORTAL_DATA_DIR": str(tmp_path / "worker-data"),
-        "SECRET_KEY": "test-only-secret-key-not-for-production",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": broker[0],
-        "CELERY_TASK_DEFAULT_QUEUE": broker[1],
-        "SQS_QUEUE_URL": queue_url,
-        "AWS_ENDPOINT_URL": proxy.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        # Seconds, not minutes: the same schedule, compressed to fit a test.
-        "OUTBOX_BACKOFF_BASE_SECONDS": "1",
-        "OUTBOX_BACKOFF_MAX_SECONDS": "2",
-        "OUTBOX_MAX_ATTEMPTS": "1000",
-        "OUTBOX_STALE_CLAIM_SECONDS": "3",
-        "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
-    }
+    env = worker_env(data_dir=tmp_path / "worker-data", broker=broker, aws_endpoint=proxy.url, SQS_QUEUE_URL=queue_url)
     live = Worker(workdir=tmp_path, env=env)
     live.start()
     yield live

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import boto3
 import pytest
-import redis
 from django.core.management import call_command
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
@@ -27,7 +25,7 @@ from rest_framework.test import APIClient
 from tenants.models import ApiKey, Tenant
 from tests.conftest import REGION, client_for, put_bytes
 from tests.helpers import AUDIO, PHOTO
-from tests.integration.live import FaultyProxy, Worker, database_url, publishing_to, require_service, wait_for
+from tests.integration.live import FaultyProxy, Worker, wait_for, worker_env
 from uploads.dynamodb import Tables, create_tables, get_item, mirror_tables
 from uploads.models import MediaUpload, OutboxMessage, Submission
 from uploads.services import mirror_reconcile
@@ -40,7 +38,6 @@ from uploads.services.mirror import (
     upload_state_key,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 SUBMISSIONS = 50
 PROMPT = 2.0  # seconds: far below one DynamoDB timeout (botocore's connect 5 s, read 10 s)
 ENDPOINT = "AWS_ENDPOINT_URL_DYNAMODB"
@@ -78,20 +75,6 @@ class Timings:
 
 
 @pytest.fixture
-def broker() -> Iterator[tuple[str, str]]:
-    """Redis for the worker and for this process's publishing, on a queue of this test's own."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        require_service(False, "Redis is not running on 127.0.0.1:6379")
-    queue = f"portal-test-{uuid4().hex[:12]}"
-    with publishing_to(REDIS_URL, queue):
-        yield REDIS_URL, queue
-    client.delete(queue)
-
-
-@pytest.fixture
 def dynamodb(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dynamo]:
     """The mirror switched on, its tables created on a fresh moto server."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -120,28 +103,13 @@ def worker(broker: tuple[str, str], dynamodb: Dynamo, settings: Any, tmp_path: P
     # Items name their files by URI; the local backend's URIs are paths under its root, so this
     # process and the worker share one root, as a web process and its worker share settings.
     settings.UPLOADS_LOCAL_ROOT = data_dir / "storage"
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
-        "PORTAL_DATA_DIR": str(data_dir),
-        "SECRET_KEY": "test-only-secret-key-not-for-production",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": broker[0],
-        "CELERY_TASK_DEFAULT_QUEUE": broker[1],
-        "DYNAMODB_CATALOG_TABLE": settings.DYNAMODB_CATALOG_TABLE,
-        "DYNAMODB_PULL_INTERVAL_SECONDS": "2",
-        "AWS_ENDPOINT_URL": dynamodb.proxy.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        # Seconds, not minutes: the same schedule, compressed to fit a test.
-        "OUTBOX_BACKOFF_BASE_SECONDS": "1",
-        "OUTBOX_BACKOFF_MAX_SECONDS": "2",
-        "OUTBOX_MAX_ATTEMPTS": "1000",
-        "OUTBOX_STALE_CLAIM_SECONDS": "3",
-        "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
-    }
+    env = worker_env(
+        data_dir=data_dir,
+        broker=broker,
+        aws_endpoint=dynamodb.proxy.url,
+        DYNAMODB_CATALOG_TABLE=settings.DYNAMODB_CATALOG_TABLE,
+        DYNAMODB_PULL_INTERVAL_SECONDS="2",
+    )
     live = Worker(workdir=tmp_path, env=env)
     live.start()
     yield live
