@@ -190,6 +190,11 @@ AWS_REGION = env_str("AWS_REGION", "ap-south-1")
 S3_RAW_MEDIA_BUCKET = env_str("S3_RAW_MEDIA_BUCKET")
 # Empty: virtual-hosted on AWS, path style for an S3-compatible endpoint (see uploads/storage/s3.py).
 AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE")
+# Every S3 call is bounded (botocore's defaults are 60 s per attempt): connect, a silence while
+# reading, and attempts in all (the first included; botocore's "standard" retry mode).
+AWS_S3_CONNECT_TIMEOUT_SECONDS = env_int("AWS_S3_CONNECT_TIMEOUT_SECONDS", 5)
+AWS_S3_READ_TIMEOUT_SECONDS = env_int("AWS_S3_READ_TIMEOUT_SECONDS", 20)
+AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", 3)
 # Set: processing requests go to this SQS queue (FIFO when it ends in .fifo). Unset: local queue.
 SQS_QUEUE_URL = env_str("SQS_QUEUE_URL")
 # Set: every stage change of a submission is announced on this SQS queue. Unset: local queue.

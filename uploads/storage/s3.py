@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from storages.backends.s3 import S3Storage as DjangoS3Storage
@@ -34,12 +35,18 @@ class S3Storage:
 
     @cached_property
     def client(self) -> "S3Client":
-        storage = DjangoS3Storage(
-            bucket_name=self.bucket,
-            region_name=self.region,
+        # Bounded like SQS's client: a stalled S3 holds a request (complete, progress) for
+        # seconds, not botocore's default 60 s per attempt. CompleteMultipartUpload keeps its
+        # connection alive with whitespace while S3 assembles, so the read timeout only has to
+        # cover a silence, not the whole assembly.
+        config = Config(
+            s3={"addressing_style": _addressing_style()},
             signature_version="s3v4",
-            addressing_style=_addressing_style(),
+            connect_timeout=settings.AWS_S3_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=settings.AWS_S3_READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": settings.AWS_S3_MAX_ATTEMPTS, "mode": "standard"},
         )
+        storage = DjangoS3Storage(bucket_name=self.bucket, region_name=self.region, client_config=config)
         return storage.connection.meta.client
 
     def object_uri(self, key: str) -> str:
