@@ -29,9 +29,21 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 # Behind a TLS-terminating proxy: e.g. https://portal.example.com, for the admin's forms.
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-if env_bool("PORTAL_BEHIND_TLS_PROXY", default=False):
+_BEHIND_TLS_PROXY = env_bool("PORTAL_BEHIND_TLS_PROXY", default=False)
+if _BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# HTTPS only, for a site served over TLS (all off by default: the embedded mode is plain HTTP on
+# 127.0.0.1). Cookies are secure behind the TLS proxy unless set otherwise. The health probes are
+# never redirected: a load balancer probes the web process over plain HTTP.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=_BEHIND_TLS_PROXY)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=_BEHIND_TLS_PROXY)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^(?:healthz|readyz)/?$"]
+# HSTS: start small (e.g. 3600) and raise it to a year (31536000) once every subdomain serves
+# HTTPS; preload only when the domain is submitted to the browsers' preload list.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",  # django.contrib.admin with the triage site as admin.site
