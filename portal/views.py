@@ -4,6 +4,7 @@ crashes), so API clients never have to parse an HTML page."""
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from portal.exceptions import error_body
 
@@ -14,6 +15,7 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(request, "landing.html")
 
 
+@csrf_exempt  # no URL here changes anything: a POST to it is a 404, not Django's HTML CSRF page
 def api_not_found(request: HttpRequest) -> HttpResponse:
     return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
 

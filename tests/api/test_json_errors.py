@@ -19,6 +19,14 @@ def test_unknown_api_path_is_a_json_404(settings: Any) -> None:
     assert_error(Client().get("/v1/catalog/nothing-here"), 404, "not_found")
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_unsafe_method_on_an_unknown_api_path_is_a_json_404_not_a_csrf_page(method: str) -> None:
+    """A malformed id makes the URL unknown; a browser-less client sends no CSRF cookie."""
+    response = getattr(Client(enforce_csrf_checks=True), method)("/v1/catalog/uploads/%C2%9D/parts/0")
+    assert_error(response, 404, "not_found")
+
+
 def test_wrong_method_is_a_json_405(api: Any) -> None:
     assert_error(api.get("/v1/catalog/upload/initiate"), 405, "method_not_allowed")
 
