@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run serve test lint typecheck pytest bench load-test clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -45,6 +45,13 @@ run: $(BIN)/.installed-run
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT) & \
 	wait -n
 
+# Production settings on this host: gunicorn (deploy/gunicorn.conf.py), a Celery worker and beat
+# against the local PostgreSQL and Redis, DEBUG off, static files collected; SECRET_KEY and the
+# rest from the environment or deploy/serve.env (see deploy/serve.env.example). Ctrl-C (or any of
+# them exiting) stops all three.
+serve: $(BIN)/.installed-run
+	deploy/serve.sh
+
 test: $(BIN)/.installed lint typecheck pytest
 
 lint: $(BIN)/.installed
@@ -65,6 +72,12 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/local_upload.py
 	$(BIN)/python bench/relay_throughput.py
 	$(BIN)/python bench/mirror_throughput.py
+
+# Two minutes of 50 clients doing whole upload flows against the production processes (2 web
+# workers, 2 Celery workers, beat) on PostgreSQL and Redis; LOAD_TEST_ARGS=--faults also kills a
+# worker and restarts Redis mid-run. Long: not part of `make test` or CI (bench/README.md).
+load-test: $(BIN)/.installed
+	$(BIN)/python bench/load_test.py $(LOAD_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

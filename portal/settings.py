@@ -132,6 +132,13 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise looks there first (empty until co
 # unless `manage.py collectstatic` has filled STATIC_ROOT (production: run it at deploy time and
 # set WHITENOISE_USE_FINDERS=0).
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", default=True)
+if not WHITENOISE_USE_FINDERS:
+    # Collected: hashed names (cached for a year), compressed copies, ES module imports rewritten
+    # to the hashed names. Pages then need collectstatic's manifest (`make serve` runs it).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "portal.static_storage.ManifestStaticStorage"},
+    }
 
 # Where the portal is reached from outside: upload links printed by `create_upload_link` start
 # with it. The admin builds them from the request instead.
