@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from portal.private_files import make_private_dirs, open_private
 from uploads.queue.base import PublishError, QueueMessage, SendFailure
 
 
@@ -32,8 +33,10 @@ class LocalQueue:
             for message in messages
         )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as out:
+            make_private_dirs(self.path.parent)  # 0700/0600: messages carry tenants' data
+            with os.fdopen(
+                open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a", encoding="utf-8"
+            ) as out:
                 fcntl.flock(out, fcntl.LOCK_EX)
                 out.write(lines)
                 out.flush()
@@ -53,3 +56,10 @@ class LocalQueue:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def ping(self) -> None:
+        """Raises unless a file can be created (and removed) beside the queue's file."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = self.path.parent / f".ping-{os.getpid()}-{secrets.token_hex(4)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from portal.private_files import open_private
+
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -24,7 +26,8 @@ class HashedTempFile:
         self.path = directory / f".tmp-{secrets.token_hex(8)}"
         self.size = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
-        self._out: IO[bytes] | None = open(self.path, "wb")  # noqa: SIM115 -- closed by finish() or discard()
+        fd = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600: stored bytes are private
+        self._out: IO[bytes] | None = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:
         assert self._out is not None
@@ -52,14 +55,38 @@ class HashedTempFile:
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Serialises the writers of one upload or one object, across threads and processes."""
+    """Serialises the writers of one upload or one object, across threads and processes, with
+    flock on `<path>.lock`; the lock file is removed again when the holder leaves, so none stays
+    behind per object or upload.
+
+    Removing a lock file others may be waiting on is safe only because every taker re-checks,
+    once it holds the lock, that the name still leads to the file it locked (same inode): a
+    waiter woken on a removed file, or one that opened it just before its removal, lets go and
+    starts again on the file now at that name. The holder removes the file as the last act of
+    its critical section, before unlocking, so the next holder (of the new file) never overlaps
+    with it. Removing only on complete/abort/delete would leave a lock per object forever."""
     lock_path = path.parent / f"{path.name}.lock"
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    while True:
+        fd = open_private(lock_path, os.O_RDWR | os.O_CREAT)
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed or replaced while we waited: take the lock at its name again
+    try:
+        yield
+    finally:
+        try:
+            lock_path.unlink(missing_ok=True)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(fd)  # releases the flock
 
 
 def append(source: Path, out: IO[bytes]) -> int:
@@ -88,5 +115,10 @@ def append(source: Path, out: IO[bytes]) -> int:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as out:
+            out.write(json.dumps(data))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written copy beside the file
+        raise

@@ -24,6 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from portal.private_files import make_private_dirs, open_private
 from uploads.errors import AlreadyStored, InvalidInput, TooLarge, UrlInvalid
 from uploads.storage.base import (
     PartsRejected,
@@ -100,7 +101,11 @@ class LocalStorage:
         try:
             tmp, md5 = self._stream_to_temp(body, length, part_dir)
             final = part_dir / f"{prefix}{md5}"
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             written = final.stat().st_mtime_ns
         except FileNotFoundError:  # completed or aborted while we were receiving
             raise UploadNotFound(claims["u"]) from None
@@ -114,7 +119,7 @@ class LocalStorage:
 
     def _receive_object(self, claims: dict[str, Any], body: Readable, length: int) -> str:
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(tmp_dir)
         tmp, md5 = self._stream_to_temp(body, length, tmp_dir)
         etag = f'"{md5}"'
         stored = StoredObject(size=length, etag=etag, content_type=claims["c"])
@@ -145,14 +150,15 @@ class LocalStorage:
     def open_incoming(self, policy: PostPolicy) -> "IncomingObject":
         """Somewhere to stream a form's file to, bounded by its policy; publish() stores it."""
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(tmp_dir)
         return IncomingObject(self, policy, HashedTempFile(tmp_dir))
 
     # --- multipart -------------------------------------------------------------------------
     def create_multipart(self, *, key: str, content_type: str) -> str:
         upload_id = secrets.token_hex(16)
         directory = self._upload_dir(upload_id)
-        directory.mkdir(parents=True)
+        make_private_dirs(directory.parent)
+        directory.mkdir(mode=0o700)
         write_json_atomic(directory / "upload.json", {"key": key, "contentType": content_type})
         return upload_id
 
@@ -179,12 +185,12 @@ class LocalStorage:
                 raise UploadNotFound(upload_id)
             meta = json.loads((directory / "upload.json").read_text())
             tmp_dir = self.root / "tmp"
-            tmp_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(tmp_dir)
             tmp = tmp_dir / f".tmp-{secrets.token_hex(8)}"
             digests = hashlib.md5(usedforsecurity=False)
             size = 0
             try:
-                with open(tmp, "wb") as out:
+                with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as out:
                     for part in parts:
                         md5 = part.etag.strip('"')
                         source = directory / f"{part.part_number:05d}.{md5}"
@@ -247,17 +253,19 @@ class LocalStorage:
         without metadata) is simply done again."""
         path = self._object_path(key)
         meta = self._meta_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        with locked(meta):
-            if create_only and meta.exists() and path.exists():
-                tmp.unlink(missing_ok=True)
-                raise AlreadyStored(
-                    "This object is already stored; check the upload's progress and complete it.",
-                    details={"key": key},
-                )
-            os.replace(tmp, path)
-            write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+        try:
+            make_private_dirs(path.parent)
+            make_private_dirs(meta.parent)
+            with locked(meta):
+                if create_only and meta.exists() and path.exists():
+                    raise AlreadyStored(
+                        "This object is already stored; check the upload's progress and complete it.",
+                        details={"key": key},
+                    )
+                os.replace(tmp, path)
+                write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+        finally:
+            tmp.unlink(missing_ok=True)  # refused or failed: the bytes in flight go (published: gone already)
 
     def _object_path(self, key: str) -> Path:
         return self._inside("objects", key)
@@ -312,7 +320,11 @@ class IncomingObject:
             self.discard()
             raise InvalidInput("The file is empty.", details={"field": "file", "minBytes": 1})
         size = self.file.size
-        etag = f'"{self.file.finish()}"'
+        try:
+            etag = f'"{self.file.finish()}"'
+        except BaseException:
+            self.discard()
+            raise
         stored = StoredObject(size=size, etag=etag, content_type=self.policy.content_type)
         self.storage._publish(self.file.path, self.policy.key, stored, create_only=True)
         return etag
@@ -322,6 +334,6 @@ class IncomingObject:
 
 
 def _remove_upload(directory: Path) -> None:
-    """Called under the upload's lock; a waiter that gets the lock next finds the upload gone."""
+    """Called under the upload's lock; a waiter that gets the lock next finds the upload gone
+    (and `locked` removes the lock file itself)."""
     shutil.rmtree(directory, ignore_errors=True)
-    (directory.parent / f"{directory.name}.lock").unlink(missing_ok=True)
