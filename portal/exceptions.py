@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.parsers import RequestTooLarge
+from portal.throttling import rate_limit_refusals
 from uploads.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(code, "The request is not valid.", {"fields": exc.detail})
+    elif isinstance(exc, exceptions.Throttled):
+        # DRF has set Retry-After; the body says it too, and which limit was reached.
+        limits = rate_limit_refusals(context.get("request"))
+        response.data = error_body(code, str(exc.detail), {"retryAfter": getattr(exc, "wait", None), "limits": limits})
     else:
         response.data = error_body(code, str(exc.detail))
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:

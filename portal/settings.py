@@ -7,6 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_int, env_list, env_str
+from portal.rates import env_rate
 from portal.private_files import create_private_file, make_private_dirs, write_private_file_once
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -177,6 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.exceptions.api_exception_handler",
+    # Rates: API_RATE_PER_KEY and API_RATE_PER_TENANT below, read on every request.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.throttling.KeyRateThrottle", "portal.throttling.TenantRateThrottle"],
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -196,6 +199,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.throttling.document_rate_limits",  # every throttled operation's 429 and Retry-After
+    ],
 }
 
 LOGGING = {
@@ -257,6 +264,33 @@ UPLOADS_LOCAL_ROOT = DATA_DIR / "storage"
 UPLOADS_LOCAL_QUEUE_DIR = DATA_DIR / "queue"
 # Submissions still initiated or uploading this long after they began are expired by the sweep.
 UPLOADS_SUBMISSION_TTL_SECONDS = env_int("UPLOADS_SUBMISSION_TTL_SECONDS", UPLOADS_UPLOAD_EXPIRY_SECONDS)
+
+# --- Limits ----------------------------------------------------------------------------------
+# The cache holds the rate limits' counters (and the admin dashboard's figures). Production:
+# CACHE_URL=redis://host:6379/1, one Redis database for the cache alone (clearing the cache
+# empties that database), shared by every web process so they count together. Unset: this
+# process's memory, enough for the embedded mode's single web process.
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis://, rediss:// or unix:// URL, got {CACHE_URL!r}")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "portal"),
+            # A Redis that hangs must not hang requests: the rate limits then let requests through.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Requests per API key (or upload-link / staff session) and per tenant (all its keys), "N/unit"
+# with unit s, min, hour or day ("100/10s" too), or "off". A flow (initiate two files, sign
+# parts in batches of up to 100, complete, poll status) is 6-10 requests: a key's default is
+# 120+ flows a minute, and a tenant's fleet of apps on several keys shares 5 times that.
+API_RATE_PER_KEY = env_rate("API_RATE_PER_KEY", "1200/min")
+API_RATE_PER_TENANT = env_rate("API_RATE_PER_TENANT", "6000/min")
 
 # --- Outbox relay ----------------------------------------------------------------------------
 # A failed send is retried after 2, 4, 8 ... seconds (jittered, capped), then marked failed for

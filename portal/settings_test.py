@@ -13,6 +13,11 @@ UPLOADS_MIN_PART_SIZE = 64 * 1024
 UPLOADS_DEFAULT_PART_SIZE = 64 * 1024
 UPLOADS_MULTIPART_THRESHOLD = 256 * 1024
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# This process's memory whatever CACHE_URL says: tests clear the cache between them, which on
+# Redis would empty a database others use. Rate limits stay on, high enough for any test's
+# requests; tests of the limits lower them (tests/api/test_rate_limits.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+API_RATE_PER_KEY = API_RATE_PER_TENANT = "100000/min"
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: concurrency tests then meet SQLite as the embedded mode
