@@ -63,6 +63,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response (errors, redirects, probes) carries X-Request-ID and gets its log line.
+    "portal.middleware.RequestContextMiddleware",
+    "portal.middleware.HealthCheckMiddleware",  # /healthz, /readyz: before host checks and sessions
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,15 +208,41 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Observability ---------------------------------------------------------------------------
+# Logs: one line per record on stderr, JSON (one object per line, for a log pipeline) or text
+# (for a terminal); JSON unless DEBUG. Every record carries the request's or task's context
+# (request_id, tenant, trackingId, mediaId: portal/observability.py); "portal.request" logs one
+# line per request and "portal.task" one per Celery task, so the access log of gunicorn and
+# runserver, and Celery's own per-task lines, are turned off.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "portal.observability.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "portal.observability.JsonFormatter"},
+        "text": {"()": "portal.observability.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # botocore's INFO lines ("Found credentials in environment variables.") say nothing an
-    # operator acts on, and would precede every command's own output.
-    "loggers": {"botocore": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own handlers (plain text, DEBUG only) give way to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
+        "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded": portal.task says it
+        "celery.worker.strategy": {"level": "WARNING"},  # "Task ... received"
+        # botocore's INFO lines ("Found credentials in environment variables.") say nothing an
+        # operator acts on, and would precede every command's own output.
+        "botocore": {"level": "WARNING"},
+    },
 }
+# /readyz gives up on a dependency that has not answered in this long (each check runs at once).
+READYZ_TIMEOUT_SECONDS = float(env_str("READYZ_TIMEOUT_SECONDS", "2"))
+# Tracing (OpenTelemetry, portal/tracing.py) is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+# the exporter reads the OTEL_* variables itself (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS...).
+OTEL_ENABLED = bool(env_str("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 # --- Uploads -------------------------------------------------------------------------------
 AWS_REGION = env_str("AWS_REGION", "ap-south-1")

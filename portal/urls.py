@@ -3,10 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from portal.middleware import healthz, readyz
 from portal.views import api_not_found, landing
 
 urlpatterns = [
     path("", landing, name="landing"),
+    # Load balancers' probes. HealthCheckMiddleware answers them first, whatever the Host header.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("upload/", include("uploads.pages.urls")),
     # The one-time link `create_staff` prints: a new staff member chooses a password (Django's
     # password-reset token, spent once the password is set).

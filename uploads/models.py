@@ -166,6 +166,9 @@ class OutboxMessage(models.Model):
     claim_token = models.CharField(max_length=32, blank=True, help_text="Which sender holds the row while sending.")
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    trace_context = models.JSONField(
+        default=dict, blank=True, help_text="The trace of the change that wrote it (W3C traceparent), when tracing is on."
+    )
 
     class Meta:
         ordering = ["created_at"]

@@ -68,7 +68,10 @@ def local_put(request: HttpRequest, token: str) -> HttpResponse:
     try:
         etag = _receive(request, token)
     except DomainError as exc:
-        return domain_error_response(exc)
+        refusal = domain_error_response(exc)
+        if exc.status_code == 413:  # the body is left unread: do not reuse the connection
+            refusal["Connection"] = "close"
+        return refusal
     response = HttpResponse(status=200)
     response["ETag"] = etag
     return response

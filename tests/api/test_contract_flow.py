@@ -21,10 +21,11 @@ def queued_messages(capsys: Any) -> list[dict[str, Any]]:
 
 def test_initiate_returns_contract_fields_and_a_key_under_the_tenant(api: Any) -> None:
     body = initiate(api, content_type="image/jpeg", file_size=10)
-    assert {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"} == set(body)
+    assert {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers", "uploadMethod"} == set(body)
     assert body["key"] == f"tenant_a/art_1/{body['trackingId']}/{body['mediaId']}.jpg"
     assert body["uploadUrl"].startswith("http://testserver/storage/put/")
     assert body["headers"] == {"Content-Type": "image/jpeg", "If-None-Match": "*"}
+    assert body["uploadMethod"] == "PUT"
 
 
 def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_capture_on_commit_callbacks: Any) -> None:
@@ -53,7 +54,12 @@ def test_complete_queues_one_processing_message(api: Any, capsys: Any, django_ca
     assert body["trackingId"] == tracking_id
     assert body["photoKey"].startswith("file:///") and body["photoKey"].endswith(photo_key)
     assert message["groupId"] == "tenant_a"
-    assert message["attributes"] == {"tenantId": "tenant_a", "language": "hi", "priority": "normal"}
+    assert message["attributes"] == {
+        "tenantId": "tenant_a",
+        "language": "hi",
+        "priority": "normal",
+        "requestId": response["X-Request-ID"],  # the request that completed it
+    }
     status = api.get(f"/v1/catalog/status/{tracking_id}").json()
     assert status["stage"] == "queued"
 

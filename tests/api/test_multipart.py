@@ -372,7 +372,7 @@ def test_initiate_and_submission_complete_and_status_have_exact_key_sets(
     api: APIClient, django_capture_on_commit_callbacks: Any
 ) -> None:
     photo = initiate(api, content_type="image/jpeg", file_size=len(PHOTO))
-    assert set(photo) == {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"}
+    assert set(photo) == {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers", "uploadMethod"}
     audio = create_upload(api, file_size=MULTIPART_SIZE, tracking_id=photo["trackingId"])
 
     status = api.get(f"/v1/catalog/status/{photo['trackingId']}").json()
@@ -396,5 +396,5 @@ def test_initiate_and_submission_complete_and_status_have_exact_key_sets(
 def test_audio_payload_single_put_key_set_matches_the_contract(api: APIClient) -> None:
     """The original contract's initiate also serves audio, with a header set to send back."""
     audio = initiate(api, content_type="audio/ogg", file_size=len(AUDIO))
-    assert set(audio) == {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers"}
+    assert set(audio) == {"trackingId", "uploadUrl", "expiresAt", "key", "mediaId", "headers", "uploadMethod"}
     assert audio["headers"] == {"Content-Type": "audio/ogg", "If-None-Match": "*"}

@@ -4,6 +4,7 @@ was already handed to processing, and never a 5xx for the client's own retries."
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -11,7 +12,7 @@ from tests.conftest import put_bytes
 from tests.helpers import MULTIPART_SIZE, complete_body, uploaded_submission
 from uploads.errors import UploadClosed
 from uploads.models import MediaUpload, OutboxMessage, Submission
-from uploads.services.completion import media_finish_at_storage, media_mark_uploaded
+from uploads.services.completion import media_finish_at_storage, media_mark_uploaded, orphans_released
 from uploads.storage import LocalStorage, get_storage
 
 
@@ -96,6 +97,6 @@ def test_object_completed_after_an_abort_won_the_row_is_removed(api: APIClient) 
     # Meanwhile an abort claimed the row, and its own storage clean-up ran before our object appeared.
     MediaUpload.objects.filter(pk=media.pk).update(status="aborted")
 
-    with pytest.raises(UploadClosed):
+    with pytest.raises(UploadClosed), orphans_released(), transaction.atomic():
         media_mark_uploaded(media=media, stored=stored, actor="test")
     assert get_storage().head(key=submission["photoKey"]) is None

@@ -50,7 +50,9 @@ class InitiateInput(serializers.Serializer):
         required=False,
         min_value=1,
         max_value=MAX_BIGINT,
-        help_text="Bytes. When given, the upload URL is signed for exactly this Content-Length.",
+        help_text="Bytes. When given, the answer is a PUT URL signed for exactly this Content-Length. "
+        "Left out, the answer is a form POST (uploadMethod POST, uploadFields) whose policy lets storage take "
+        "1 byte up to the tenant's limit for the type, and refuse anything else while it arrives.",
     )
 
 
@@ -137,13 +139,44 @@ class PipelineEventInput(serializers.Serializer):
 
 
 # --- outputs -------------------------------------------------------------------------------
-class InitiateOutput(serializers.Serializer):
+class InitiateOutput(CompactSerializer):
+    """A PUT of exactly fileSize bytes, or, for a file of undeclared size, an HTML-form POST
+    (S3's presigned POST) whose signed policy bounds the size: storage enforces it either way."""
+
     trackingId = serializers.CharField(source="media.submission.tracking_id")
-    uploadUrl = AbsoluteUrlField(source="upload.url")
-    expiresAt = serializers.DateTimeField(source="upload.expires_at")
+    uploadMethod = serializers.ChoiceField(
+        choices=["PUT", "POST"],
+        source="method",
+        help_text="PUT (fileSize given): send the bytes as the body to uploadUrl with `headers`. "
+        "POST (no fileSize): send multipart/form-data to uploadUrl, every uploadFields entry as a field, "
+        "then the file as the last field, named `file`; storage answers 204 (S3, or 413/400 for a file "
+        "over the tenant's limit or empty).",
+    )
+    uploadUrl = AbsoluteUrlField(source="signed.url")
+    expiresAt = serializers.DateTimeField(source="signed.expires_at")
     key = serializers.CharField(source="media.object_key")
     mediaId = serializers.CharField(source="media.media_id")
-    headers = serializers.DictField(source="upload.headers", child=serializers.CharField())
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="Headers to send with the PUT; empty for a POST."
+    )
+    uploadFields = serializers.DictField(
+        source="fields",
+        child=serializers.CharField(),
+        required=False,
+        default=None,
+        help_text="POST only: the signed form fields (key, Content-Type, policy and signature), sent as they are.",
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        form = instance.form
+        flat = {
+            "media": instance.media,
+            "method": "POST" if form is not None else "PUT",
+            "signed": form if form is not None else instance.upload,
+            "headers": {} if form is not None else instance.upload.headers,
+            "fields": form.fields if form is not None else None,
+        }
+        return super().to_representation(flat)
 
 
 class CreateUploadOutput(CompactSerializer):

@@ -59,7 +59,9 @@ class CatalogViewSet(viewsets.ViewSet):
         request=io.InitiateInput, responses={201: io.InitiateOutput, **ERRORS}, operation_id="upload_initiate"
     )
     def initiate(self, request: Request) -> Response:
-        """Start one file (photo or audio) and get a URL to PUT its bytes to, with the headers to send."""
+        """Start one file (photo or audio). With fileSize: a URL to PUT exactly that many bytes to, with the
+        headers to send. Without: a form to POST the file to (uploadMethod POST, uploadFields), whose signed
+        policy bounds its size by the tenant's limit."""
         data = _validated(io.InitiateInput, request.data)
         initiated = services.media_initiate(
             tenant=_tenant(request, data.pop("tenant_id", None)),

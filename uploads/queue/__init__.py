@@ -5,11 +5,24 @@ from pathlib import Path
 
 from django.conf import settings
 
-from uploads.queue.base import MessageRejected, Publisher, PublishError, QueueMessage, SendFailure, batches
+from uploads.queue.base import (
+    ATTRIBUTE_TYPE,
+    MAX_ATTRIBUTES,
+    MAX_MESSAGE_BYTES,
+    MessageRejected,
+    Publisher,
+    PublishError,
+    QueueMessage,
+    SendFailure,
+    batches,
+)
 from uploads.queue.local import LocalQueue
 from uploads.queue.sqs import SqsQueue
 
 __all__ = [
+    "ATTRIBUTE_TYPE",
+    "MAX_ATTRIBUTES",
+    "MAX_MESSAGE_BYTES",
     "LocalQueue",
     "MessageRejected",
     "PublishError",

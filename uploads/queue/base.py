@@ -58,6 +58,10 @@ class Publisher(Protocol):
         none was."""
         ...
 
+    def ping(self) -> None:
+        """Raises unless the queue takes messages now (readiness probes; see portal/health.py)."""
+        ...
+
 
 def batches(messages: Sequence[QueueMessage]) -> list[list[int]]:
     """Positions of `messages`, grouped in order into batches a queue takes in one call."""

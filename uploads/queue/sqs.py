@@ -56,3 +56,10 @@ class SqsQueue:
             entry["MessageGroupId"] = message.group_id
             entry["MessageDeduplicationId"] = message.deduplication_id
         return entry  # type: ignore[return-value]
+
+    def ping(self) -> None:
+        """GetQueueAttributes: the queue exists and these credentials reach it."""
+        try:
+            self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(str(exc)) from exc

@@ -1,6 +1,8 @@
 """Closing an unfinished file (aborted by its client or staff, expired by the sweep) and
 giving back what it holds at storage."""
 
+from typing import Any
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -27,15 +29,22 @@ def media_abort(*, media: MediaUpload, actor: str) -> MediaUpload:
     return media
 
 
-def media_close(*, media: MediaUpload, status: MediaStatus, actor: str) -> bool:
+def media_close(*, media: MediaUpload, status: MediaStatus, actor: str, details: dict[str, Any] | None = None) -> bool:
     """Claims a pending upload as aborted or expired, in one conditional UPDATE. True if this
-    call closed it; False if it was no longer pending (finished, or closed by someone else)."""
+    call closed it; False if it was no longer pending (finished, or closed by someone else).
+    `details`: why, in the Event (a refusal at completion says what storage held)."""
     with transaction.atomic():
         claimed = MediaUpload.objects.filter(pk=media.pk, status=MediaStatus.PENDING).update(
             status=status, version=F("version") + 1, updated_at=timezone.now()
         )
         if claimed:
-            Event.objects.create(submission_id=media.submission_id, media=media, actor=actor, action=f"media.{status}")
+            Event.objects.create(
+                submission_id=media.submission_id,
+                media=media,
+                actor=actor,
+                action=f"media.{status}",
+                details=details or {},
+            )
             mirror_media(media.pk)
     return bool(claimed)
 

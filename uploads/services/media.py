@@ -62,7 +62,7 @@ class InitiatedUpload:
     media: MediaUpload
     plan: PartPlan | None
     upload: SignedRequest | None  # the single PUT; multipart parts are signed on demand
-    form: SignedPost | None = None  # instead of `upload`, for clients that declare no size
+    form: SignedPost | None = None  # instead of `upload`, for a single upload of undeclared size
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,11 @@ def media_initiate(
     """Adds one file to a new or existing submission. Multipart when the file is above the
     threshold or the client proposes a part size; the part plan is fixed here, for good.
 
-    For clients that declare no size (stock Uppy): `open_multipart` starts a multipart upload
-    without a plan, its parts checked at completion (contiguous, S3's minimum size, the tenant's
-    limit); `form_post` signs a single upload as a form POST whose policy carries the tenant's
-    limit, so storage refuses a larger file.
+    For clients that declare no size (stock Uppy, the v1 initiate without fileSize):
+    `open_multipart` starts a multipart upload without a plan, its parts checked at completion
+    (contiguous, S3's minimum size, the tenant's limit); a single upload without a size is always
+    signed as a form POST whose policy carries 1 byte to the tenant's limit, so storage refuses
+    an empty or larger file while it arrives (`form_post` asks for that form whatever the size).
 
     `artisan_scope`: the one artisan the caller acts for (an upload link's session). It starts
     files for that artisan only, and another artisan's trackingId is answered as missing."""
@@ -182,7 +183,9 @@ def media_initiate(
             storage.abort_multipart(key=key, upload_id=upload_id)
         raise
     upload = form = None
-    if form_post and not multipart:
+    if not multipart and (form_post or file_size is None):
+        # S3 cannot bound a PUT whose Content-Length it was not signed for; a POST policy's
+        # content-length-range it enforces itself, so the tenant's limit holds while bytes arrive.
         form = storage.presign_post(
             key=key,
             content_type=media_type.content_type,

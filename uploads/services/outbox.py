@@ -14,15 +14,18 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from portal.observability import current_request_id
+from portal.tracing import continued_span, trace_carrier
 from uploads.delivery import PublishError, SendFailure
 from uploads.models import OutboxMessage, Submission
-from uploads.queue import QueueMessage
+from uploads.queue import ATTRIBUTE_TYPE, MAX_ATTRIBUTES, MAX_MESSAGE_BYTES, QueueMessage
 
 logger = logging.getLogger(__name__)
 Status = OutboxMessage.Status
@@ -30,6 +33,7 @@ Status = OutboxMessage.Status
 # A relay that dies mid-claim holds these until OUTBOX_STALE_CLAIM_SECONDS, and may have sent
 # some: they go again, same ids (and, for the mirror, same versions).
 RELAY_CLAIM = 100
+REQUEST_ID_ATTRIBUTE = "requestId"
 
 
 @dataclass(frozen=True)
@@ -59,18 +63,34 @@ def outbox_set_scheduler(schedule: Callable[[int], None]) -> None:
 def outbox_enqueue(
     *, topic: str, dedup_key: str, message: QueueMessage, submission: Submission | None
 ) -> OutboxMessage:
-    """Must run inside the transaction of the state change; delivery starts after it commits."""
+    """Must run inside the transaction of the state change; delivery starts after it commits.
+    The row keeps what caused it: the request's id (a `requestId` attribute, which queues pass
+    on; the mirror's rows keep it for logs) and its trace context (see portal/tracing.py)."""
     row = OutboxMessage.objects.create(
         topic=topic,
         dedup_key=dedup_key,
         submission=submission,
         body=message.body,
-        attributes=message.attributes,
+        attributes=_with_request_id(message),
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
+        trace_context=trace_carrier(),
     )
     transaction.on_commit(lambda: _schedule_delivery(row.pk))
     return row
+
+
+def _with_request_id(message: QueueMessage) -> dict[str, str]:
+    """The message's attributes plus the current request's (or task's) id, unless the message
+    has no room left for it: the id is for tracing a message back, never a reason to refuse it."""
+    request_id = current_request_id()
+    attributes = dict(message.attributes)
+    if not request_id or REQUEST_ID_ATTRIBUTE in attributes or len(attributes) >= MAX_ATTRIBUTES:
+        return attributes
+    if message.size + len(REQUEST_ID_ATTRIBUTE) + len(ATTRIBUTE_TYPE) + len(request_id) > MAX_MESSAGE_BYTES:
+        return attributes
+    attributes[REQUEST_ID_ATTRIBUTE] = request_id
+    return attributes
 
 
 def _schedule_delivery(message_id: int) -> None:
@@ -169,7 +189,8 @@ def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
         failures = {i: SendFailure(reason=f"No channel is registered for topic {topic!r}.") for i in range(len(rows))}
     else:
         try:
-            failures = channel.send(rows)
+            with continued_span(f"outbox send {topic}", [row.trace_context for row in rows], **_span_attributes(rows)):
+                failures = channel.send(rows)
         except PublishError as exc:
             failures = {i: SendFailure(reason=str(exc)) for i in range(len(rows))}
     sent = [row for index, row in enumerate(rows) if index not in failures]
@@ -191,6 +212,10 @@ def _send(rows: list[OutboxMessage], token: str) -> tuple[int, bool]:
     return len(sent), not sent and any(not failure.permanent for failure in failures.values())
 
 
+def _span_attributes(rows: list[OutboxMessage]) -> dict[str, Any]:
+    return {"outbox.topic": rows[0].topic, "outbox.message_ids": [row.pk for row in rows], "outbox.count": len(rows)}
+
+
 def _record_failure(row: OutboxMessage, token: str, failure: SendFailure) -> None:
     give_up = failure.permanent or row.attempts >= settings.OUTBOX_MAX_ATTEMPTS
     logger.warning(
@@ -199,6 +224,7 @@ def _record_failure(row: OutboxMessage, token: str, failure: SendFailure) -> Non
         row.attempts,
         ", giving up" if give_up else "",
         failure.reason,
+        extra={"outbox_id": row.pk, "origin_request_id": row.attributes.get(REQUEST_ID_ATTRIBUTE)},
     )
     OutboxMessage.objects.filter(pk=row.pk, status=Status.SENDING, claim_token=token).update(
         status=Status.FAILED if give_up else Status.PENDING,

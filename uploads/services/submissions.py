@@ -10,7 +10,7 @@ from django.utils import timezone
 from uploads.errors import Conflict, InvalidInput
 from uploads.models import MediaKind, MediaStatus, MediaUpload, OutboxMessage, Stage, Submission
 from uploads.queue import QueueMessage
-from uploads.services.completion import media_finish_at_storage, media_mark_uploaded
+from uploads.services.completion import media_finish_at_storage, media_mark_uploaded, orphans_released
 from uploads.services.media import OPEN_STAGES
 from uploads.services.outbox import outbox_enqueue
 from uploads.services.stages import submission_advance
@@ -52,9 +52,9 @@ def submission_complete(
     # second file changes no row of the first (its multipart upload may already be completed at
     # storage, which the next call recognises).
     pending = [m for m in (photo, audio) if m.status != MediaStatus.UPLOADED]
-    stored = [(m, media_finish_at_storage(media=m)) for m in pending]
+    stored = [(m, media_finish_at_storage(media=m, actor=actor)) for m in pending]
 
-    with transaction.atomic():
+    with orphans_released(), transaction.atomic():
         for media, obj in stored:
             media_mark_uploaded(media=media, stored=obj, actor=actor)
         completed = submission_advance(

@@ -59,7 +59,13 @@ class StorageBackend(Protocol):
 
     def object_uri(self, key: str) -> str: ...
 
-    def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest: ...
+    def presign_put(
+        self, *, key: str, content_type: str, size: int | None, expires_in: int, max_bytes: int | None = None
+    ) -> SignedRequest:
+        """A single PUT signed for exactly `size` bytes. Without a size, only a backend that can
+        bound the body itself signs one (the local backend, up to `max_bytes`); S3 refuses, as it
+        would take any body: a form POST (presign_post) carries the bound there."""
+        ...
 
     def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
         """A short-lived GET of a finished object (method "GET"), for staff previews: the bytes
@@ -98,3 +104,7 @@ class StorageBackend(Protocol):
     def head(self, *, key: str) -> StoredObject | None: ...
 
     def delete(self, *, key: str) -> None: ...
+
+    def ping(self) -> None:
+        """Raises unless storage takes requests now (readiness probes; see portal/health.py)."""
+        ...

@@ -52,9 +52,18 @@ class LocalStorage:
     def object_uri(self, key: str) -> str:
         return self._object_path(key).as_uri()
 
-    def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
+    def presign_put(
+        self, *, key: str, content_type: str, size: int | None, expires_in: int, max_bytes: int | None = None
+    ) -> SignedRequest:
+        """`size` None: any size from 1 to `max_bytes`, which the URL then carries and the
+        receiving end enforces before it reads a byte (S3 has no such bound; see presign_post)."""
+        if size is None and max_bytes is None:
+            raise ValueError("A PUT URL without a size must carry max_bytes.")
         headers = {"Content-Type": content_type, "If-None-Match": "*"}  # as S3 signs it: create only
-        return sign_put({"k": key, "c": content_type, "s": size}, expires_in, headers)
+        claims: dict[str, Any] = {"k": key, "c": content_type, "s": size}
+        if size is None:
+            claims["m"] = max_bytes
+        return sign_put(claims, expires_in, headers)
 
     def presign_part(
         self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
@@ -294,6 +303,15 @@ class LocalStorage:
         if not path.is_relative_to(base) or ".." in Path(relative).parts or relative.startswith("/"):
             raise StorageError(f"Key {relative!r} escapes the storage root.")
         return path
+
+    # --- readiness -------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raises unless a file can be created (and removed) under the root: a full disk, a
+        read-only mount or a lost volume fails readiness before an upload does."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = self.root / f".ping-{os.getpid()}-{secrets.token_hex(4)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
 
 
 class IncomingObject:

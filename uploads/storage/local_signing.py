@@ -49,7 +49,9 @@ def sign_put(claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -
 
 
 def verify_put(token: str, content_length: int | None) -> dict[str, Any]:
-    """Checks what S3 would check of a presigned request: signature, expiry, signed size."""
+    """Checks what S3 would check of a presigned request: signature, expiry, signed size; and
+    the signed bound of a single PUT without a size, from the declared Content-Length, before a
+    byte of the body is read (the body is then read up to Content-Length + 1 bytes at most)."""
     try:
         claims: dict[str, Any] = signing.loads(token, salt=_PUT_SALT)
     except signing.BadSignature:
@@ -59,8 +61,20 @@ def verify_put(token: str, content_length: int | None) -> dict[str, Any]:
     if content_length is None:
         raise LengthRequired("Send a Content-Length header.")
     size = claims["s"]
-    if size is None and content_length > MAX_SINGLE_PUT_BYTES:
-        raise TooLarge("One PUT takes at most 5 GiB.", details={"maxBytes": MAX_SINGLE_PUT_BYTES})
+    if size is None:
+        # A part of an open multipart upload: up to S3's 5 GiB. A single PUT: up to the bound
+        # it was signed with (the tenant's limit); one signed with neither size nor bound is
+        # refused rather than taken unbounded.
+        if "u" not in claims and "m" not in claims:
+            raise UrlInvalid("This upload URL carries no size bound; ask the API for a fresh one.")
+        bound = claims.get("m", MAX_SINGLE_PUT_BYTES)
+        if content_length > bound:
+            raise TooLarge(
+                f"This URL takes at most {bound} bytes; the request declares {content_length}.",
+                details={"maxBytes": bound, "contentLength": content_length},
+            )
+        if content_length < 1 and "u" not in claims:
+            raise InvalidInput("The file is empty.", details={"minBytes": 1, "contentLength": content_length})
     if size is not None and content_length != size:
         raise InvalidInput(
             f"This URL is signed for exactly {size} bytes; the request declares {content_length}.",

@@ -52,12 +52,22 @@ class S3Storage:
     def object_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def presign_put(self, *, key: str, content_type: str, size: int | None, expires_in: int) -> SignedRequest:
+    def presign_put(
+        self, *, key: str, content_type: str, size: int | None, expires_in: int, max_bytes: int | None = None
+    ) -> SignedRequest:
         # If-None-Match: * (S3 conditional writes): the URL creates the object once; a replay
         # after completion cannot swap the bytes the portal checked.
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*"}
-        if size is not None:
-            params["ContentLength"] = size
+        if size is None:
+            # Without a signed Content-Length S3 takes any body up to 5 GiB: no bound the portal
+            # could carry (max_bytes) holds, so such a URL is never signed; presign_post is the way.
+            raise ValueError("S3 cannot bound a PUT without a size; sign a form POST (presign_post) instead.")
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "IfNoneMatch": "*",
+            "ContentLength": size,
+        }
         return self._presign("put_object", params, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
 
     def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
@@ -152,6 +162,11 @@ class S3Storage:
     def delete(self, *, key: str) -> None:
         with _translated_errors():
             self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def ping(self) -> None:
+        """HeadBucket: the bucket exists and these credentials reach it."""
+        with _translated_errors():
+            self.client.head_bucket(Bucket=self.bucket)
 
 
 _PART_ERRORS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
