@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from tenants.models import Tenant
 from tests import uppy_client
+from tests.api.openapi import assert_matches_schema, openapi_document
 from tests.conftest import BUCKET, put_bytes
 from tests.helpers import (
     AUDIO,
@@ -95,6 +96,18 @@ def test_initiate_without_file_size_answers_a_form_post(api: APIClient) -> None:
     assert answer["uploadFields"]["key"] == answer["key"]
     assert answer["uploadFields"]["Content-Type"] == "image/jpeg"
     assert {"trackingId", "expiresAt", "mediaId"} <= set(answer)
+
+
+def test_both_initiate_answers_match_the_schema(api: APIClient) -> None:
+    assert_matches_schema(api.post(INITIATE, {"artisanId": "a1", "contentType": "image/png"}), INITIATE, "post")
+    sized = api.post(INITIATE, {"artisanId": "a1", "contentType": "image/png", "fileSize": 10})
+    assert_matches_schema(sized, INITIATE, "post")
+    schemas = openapi_document()["components"]["schemas"]
+    properties = schemas["InitiateOutput"]["properties"]
+    method = properties["uploadMethod"]["allOf"][0]["$ref"].rsplit("/", 1)[-1]
+    assert schemas[method]["enum"] == ["PUT", "POST"]
+    assert "uploadMethod" in schemas["InitiateOutput"]["required"]
+    assert "uploadFields" in properties and "uploadFields" not in schemas["InitiateOutput"]["required"]
 
 
 def test_initiate_with_file_size_still_answers_a_put_of_exactly_that_size(api: APIClient) -> None:

@@ -149,8 +149,9 @@ class InitiateOutput(CompactSerializer):
         source="method",
         help_text="PUT (fileSize given): send the bytes as the body to uploadUrl with `headers`. "
         "POST (no fileSize): send multipart/form-data to uploadUrl, every uploadFields entry as a field, "
-        "then the file as the last field, named `file`; storage answers 204 (S3, or 413/400 for a file "
-        "over the tenant's limit or empty).",
+        "then the file as the last field, named `file`. Storage answers 204, and refuses a file over the "
+        "tenant's limit or an empty one while it arrives (S3: 400 EntityTooLarge or EntityTooSmall; the "
+        "local backend: 413 or 400).",
     )
     uploadUrl = AbsoluteUrlField(source="signed.url")
     expiresAt = serializers.DateTimeField(source="signed.expires_at")
