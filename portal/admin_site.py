@@ -7,15 +7,44 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.text import Truncator
 
+from portal.login_throttle import client_address, login_failed, login_locked_for, login_succeeded
 from tenants.admin_scoping import staff_tenant_ids
 from uploads.dashboard import Dashboard, dashboard_for
 from uploads.selectors import submissions_matching
+
+
+class ThrottledAuthenticationForm(AdminAuthenticationForm):
+    """The admin's sign-in form, refused for a while after repeated failures (see
+    portal/login_throttle.py). A refused attempt never reaches the password check, so a guess
+    made during the cool-off learns nothing, not even a right password."""
+
+    def clean(self) -> dict[str, Any]:
+        username = str(self.cleaned_data.get("username") or "")
+        address = client_address(self.request)
+        wait = login_locked_for(username=username, address=address)
+        if wait is not None:
+            minutes = max(1, -(-wait // 60))
+            raise ValidationError(
+                "Too many failed sign-ins. Sign-in is paused for %(minutes)s more minute(s); "
+                "try again then, or ask an administrator.",
+                code="locked_out",
+                params={"minutes": minutes},
+            )
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            login_failed(username=username, address=address)
+            raise
+        if self.get_user() is not None:
+            login_succeeded(username=username)
+        return cleaned
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -23,6 +52,7 @@ class PortalAdminSite(admin.AdminSite):
     site_title = "Catalog upload portal"
     index_title = "Triage"
     enable_nav_sidebar = False  # the submission list needs the width; every page has breadcrumbs
+    login_form = ThrottledAuthenticationForm
 
     def triage_scope(self, request: HttpRequest) -> Collection[str] | None:
         """The tenants whose rows this user may see: None means every tenant (superusers)."""
