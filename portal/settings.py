@@ -47,6 +47,10 @@ SECURE_REDIRECT_EXEMPT = [r"^(?:healthz|readyz)/?$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+# Content-Security-Policy of every HTML page (portal/csp.py). The storage's origin is allowed on
+# its own; list other origins the pages may reach (images, media, requests) here.
+CSP_EXTRA_ORIGINS = env_list("CSP_EXTRA_ORIGINS", [])
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", default=False)
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",  # django.contrib.admin with the triage site as admin.site
@@ -67,6 +71,7 @@ MIDDLEWARE = [
     "portal.middleware.RequestContextMiddleware",
     "portal.middleware.HealthCheckMiddleware",  # /healthz, /readyz: before host checks and sessions
     "django.middleware.security.SecurityMiddleware",
+    "portal.csp.ContentSecurityPolicyMiddleware",  # every HTML page; see portal/csp.py
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -18,6 +18,7 @@ from moto.s3.responses import S3Response
 from playwright.sync_api import Page
 
 from portal import urls as portal_urls
+from portal.csp import csp_exempt
 from tenants.models import Tenant
 from tests.browser.conftest import MIB, MakeFile, RequestLog, ServerBucket, sign_in
 from tests.conftest import REGION
@@ -62,6 +63,7 @@ UPPY_PAGE = """<!doctype html>
 </body></html>"""
 
 
+@csp_exempt  # another site's page, with its own inline script: not under the portal's policy
 def uppy_test_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(UPPY_PAGE, content_type="text/html")
 
