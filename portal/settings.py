@@ -330,6 +330,13 @@ else:
 # 120+ flows a minute, and a tenant's fleet of apps on several keys shares 5 times that.
 API_RATE_PER_KEY = env_rate("API_RATE_PER_KEY", "1200/min")
 API_RATE_PER_TENANT = env_rate("API_RATE_PER_TENANT", "6000/min")
+# Per-tenant caps on what is in flight; a Tenant row's own value (admin) replaces the default.
+# Open uploads: files pending, neither finished, aborted nor expired. Reserved bytes: their
+# declared sizes, a file of undeclared size counting as its kind's size limit (what storage
+# lets it grow to). Files per submission: those not aborted or expired.
+UPLOADS_DEFAULT_MAX_OPEN_UPLOADS = env_int("UPLOADS_DEFAULT_MAX_OPEN_UPLOADS", 1000)
+UPLOADS_DEFAULT_MAX_RESERVED_BYTES = env_int("UPLOADS_DEFAULT_MAX_RESERVED_BYTES", 100 * 1024**3)
+UPLOADS_DEFAULT_MAX_FILES_PER_SUBMISSION = env_int("UPLOADS_DEFAULT_MAX_FILES_PER_SUBMISSION", 10)
 
 # --- Outbox relay ----------------------------------------------------------------------------
 # A failed send is retried after 2, 4, 8 ... seconds (jittered, capped), then marked failed for

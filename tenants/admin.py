@@ -24,6 +24,7 @@ from tenants.services import (
 )
 from uploads.errors import DomainError
 from uploads.keys import validate_artisan_id
+from uploads.services.caps import tenant_in_flight
 
 
 class SuperuserOnlyAdmin(admin.ModelAdmin):
@@ -46,10 +47,39 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
+# A tenant's limits, each with the setting that holds the portal's default for an empty field.
+TENANT_LIMIT_DEFAULTS = {
+    "max_photo_bytes": "UPLOADS_DEFAULT_MAX_PHOTO_BYTES",
+    "max_audio_bytes": "UPLOADS_DEFAULT_MAX_AUDIO_BYTES",
+    "max_open_uploads": "UPLOADS_DEFAULT_MAX_OPEN_UPLOADS",
+    "max_reserved_bytes": "UPLOADS_DEFAULT_MAX_RESERVED_BYTES",
+    "max_files_per_submission": "UPLOADS_DEFAULT_MAX_FILES_PER_SUBMISSION",
+}
+
+
 @admin.register(Tenant)
 class TenantAdmin(SuperuserOnlyAdmin):
     list_display = ["id", "name", "is_active", "created_at"]
     search_fields = ["id", "name"]
+    readonly_fields = ["in_flight"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        limits = [*TENANT_LIMIT_DEFAULTS, *(["in_flight"] if obj is not None else [])]
+        return [(None, {"fields": ["id", "name", "is_active"]}), ("Limits", {"fields": limits})]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        default = TENANT_LIMIT_DEFAULTS.get(db_field.name)
+        if field is not None and default is not None:
+            field.help_text = (
+                f"{db_field.help_text} Empty: the portal's default, {getattr(settings, default):,}.".lstrip()
+            )
+        return field
+
+    @admin.display(description="in flight now")
+    def in_flight(self, tenant: Tenant) -> str:
+        figures = tenant_in_flight(tenant=tenant)
+        return f"{figures.open_uploads:,} open uploads reserving {figures.reserved_bytes:,} bytes"
 
 
 @admin.register(Membership)

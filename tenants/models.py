@@ -18,6 +18,19 @@ class Tenant(models.Model):
     # Null: the portal-wide default from settings applies.
     max_photo_bytes = models.BigIntegerField(null=True, blank=True)
     max_audio_bytes = models.BigIntegerField(null=True, blank=True)
+    # Caps on what one tenant has in flight (uploads/services/caps.py). Null: the portal default.
+    max_open_uploads = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Files being uploaded at once: pending, not finished, aborted or expired."
+    )
+    max_reserved_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes those files may still bring: their declared sizes; a file of undeclared size "
+        "counts as its kind's size limit.",
+    )
+    max_files_per_submission = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Files in one submission, aborted and expired ones not counted."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -43,6 +43,15 @@ class ObjectMissing(Conflict):
     code = "object_missing"
 
 
+class QuotaExceeded(DomainError):
+    """One of the tenant's caps on what it has in flight is reached (open uploads, reserved bytes,
+    files per submission). A 409, not a 429: no wait makes it pass; finishing or aborting
+    uploads does, or a higher cap for the tenant."""
+
+    status_code = 409
+    code = "quota_exceeded"
+
+
 class TooLarge(DomainError):
     status_code = 413
     code = "too_large"

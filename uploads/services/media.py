@@ -41,6 +41,7 @@ from uploads.models import (
     new_tracking_id,
 )
 from uploads.plan import PartPlan, plan_parts
+from uploads.services.caps import caps_check_initiate
 from uploads.services.mirror import mirror_media, mirror_submission
 from uploads.services.stages import submission_advance
 from uploads.storage import (
@@ -150,6 +151,7 @@ def media_initiate(
     now = timezone.now()
     try:
         with transaction.atomic():
+            caps_check_initiate(tenant=tenant, tracking_id=tracking_id, kind=media_type.kind, file_size=file_size)
             if tracking_id is None:
                 submission = Submission.objects.create(tenant=tenant, tracking_id=tracking, artisan_id=artisan_id)
                 Event.objects.create(submission=submission, actor=actor, action="submission.initiated")
