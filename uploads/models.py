@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from tenants.models import Tenant
+from uploads.json_bounds import StoredJSONField
 
 
 def new_tracking_id() -> str:
@@ -39,7 +40,7 @@ class Submission(models.Model):
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INITIATED)
     stage_message = models.CharField(max_length=500, blank=True)
     catalog_id = models.CharField(max_length=128, blank=True)
-    error_details = models.JSONField(null=True, blank=True)
+    error_details = StoredJSONField(null=True, blank=True)  # a JSONField, bounded when read back
     photo_key = models.CharField(max_length=512, blank=True)
     audio_key = models.CharField(max_length=512, blank=True)
     version = models.PositiveIntegerField(default=1)

@@ -130,7 +130,8 @@ class PipelineEventInput(serializers.Serializer):
         source="error_details",
         required=False,
         allow_null=True,
-        help_text="A JSON object saying what went wrong; recorded when stage is failed.",
+        help_text="A JSON object saying what went wrong; recorded when stage is failed. At most 32 levels "
+        "deep and 16 KiB as JSON (else 400 invalid_input naming errorDetails and the bounds).",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

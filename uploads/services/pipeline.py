@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from uploads.errors import Conflict, InvalidInput
+from uploads.json_bounds import json_check_bounded
 from uploads.models import Event, Stage, Submission
 from uploads.services.stages import submission_advance
 
@@ -55,6 +56,8 @@ def submission_record_pipeline_event(
     if stage == Stage.COMPLETED:
         fields["catalog_id"] = catalog_id
     if stage == Stage.FAILED:
+        # Bounded before it is stored: the pull-back's reports come through here too.
+        json_check_bounded(error_details, field="errorDetails")
         fields["error_details"] = error_details
     with transaction.atomic():
         current = Submission.objects.select_for_update().get(pk=submission.pk)
