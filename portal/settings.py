@@ -215,6 +215,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.throttling.document_rate_limits",  # every throttled operation's 429 and Retry-After
+        "uploads.api.schema.document_caps",  # the 409 of the operations that start a file
     ],
 }
 

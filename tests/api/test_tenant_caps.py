@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from tenants.models import Tenant
 from tenants.services import api_key_create
-from tests.api.openapi import assert_matches_schema
+from tests.api.openapi import assert_matches_schema, openapi_document
 from tests.conftest import put_bytes
 from tests.helpers import MULTIPART_SIZE, assert_error, create_upload, initiate, row_counts, stored_files
 from uploads import services
@@ -54,6 +54,11 @@ def test_open_upload_past_the_cap_is_409_and_the_other_tenant_is_unaffected(
     assert_matches_schema(refused, "/v1/catalog/upload/initiate", "post")
     assert row_counts() == before
     assert [start(other_api, PHOTO, fileSize=100).status_code for _ in range(3)] == [201] * 3
+
+
+def test_schema_documents_quota_exceeded_where_files_start() -> None:
+    for path in ("/v1/catalog/upload/initiate", "/v1/catalog/uploads"):
+        assert "quota_exceeded" in openapi_document()["paths"][path]["post"]["responses"]["409"]["description"]
 
 
 def test_finished_aborted_and_expired_uploads_are_not_open(api: APIClient, tenant: Tenant) -> None:
