@@ -56,9 +56,11 @@ class Seeded:
 
 
 @pytest.fixture(params=["client", "pipeline", "none"])
-def seeded(request: pytest.FixtureRequest, transactional_db: None) -> Seeded:
+def seeded(request: pytest.FixtureRequest, transactional_db: None, settings: Any) -> Seeded:
     """One tenant with a completed submission (photo and audio at storage) and an open multipart
-    upload, and the Authorization header the cases are sent with (none for "none")."""
+    upload, and the Authorization header the cases are sent with (none for "none"). Rate limits
+    are off: a 429 is documented, but it would stop cases reaching the views."""
+    settings.API_RATE_PER_KEY = settings.API_RATE_PER_TENANT = "off"
     tenant = tenant_create(tenant_id="tenant_a", name="Tenant A")
     api = client_for(tenant)
     submission = uploaded_submission(api)
