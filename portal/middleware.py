@@ -9,14 +9,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
 from portal import health
-from portal.observability import REQUEST_ID_HEADER, Stopwatch, current_context, log_context, log_scope, request_id_from
+from portal.observability import (
+    REQUEST_ID_HEADER,
+    Stopwatch,
+    current_context,
+    log_context,
+    log_scope,
+    request_id_from,
+    route_of,
+)
+from portal.tracing import current_trace_id
 
 logger = logging.getLogger("portal.request")
 
 # The URL kwargs and the response fields that name what a request concerns.
 _KWARG_FIELDS = {"tracking_id": "trackingId", "media_id": "mediaId"}
 _BODY_FIELDS = ("trackingId", "mediaId")
-_UNMATCHED = "(unmatched)"
 
 
 class RequestContextMiddleware:
@@ -31,7 +39,8 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         watch = Stopwatch()
-        with log_scope(request_id=request_id, _request=request):
+        # Django's tracing middleware, when on, runs first: its span is the request's.
+        with log_scope(request_id=request_id, trace_id=current_trace_id(), _request=request):
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
             _note_response_fields(response)
@@ -95,10 +104,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
 def _route(request: HttpRequest) -> str:
     if request.path_info in health.PROBE_PATHS:
         return request.path_info
-    match = getattr(request, "resolver_match", None)
-    if match is None or not match.route:
-        return _UNMATCHED
-    return "/" + match.route
+    return route_of(request)
 
 
 def _note_response_fields(response: HttpResponse) -> None:
@@ -115,4 +121,3 @@ def _note_response_fields(response: HttpResponse) -> None:
             if field not in known and isinstance(source.get(field), str):
                 log_context(**{field: source[field]})
                 known[field] = source[field]
-

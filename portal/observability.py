@@ -21,8 +21,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Accepted from a caller as is: a load balancer's or a client's own id, bounded and plain, so it
 # can go into a header, a log line and a queue message attribute unescaped.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# The fields a context holds, in the order a text line shows them.
-CONTEXT_FIELDS = ("request_id", "tenant", "trackingId", "mediaId", "task", "task_id")
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("portal_log_context", default=None)
 
@@ -88,12 +86,24 @@ def _tenant_of(request: Any) -> str | None:
 
 
 class ContextFilter(logging.Filter):
-    """Copies the current context onto every record (as `record.context`), whatever its logger."""
+    """Copies the current context onto every record (as `record.context`), whatever its logger,
+    and puts the route in place of the path in Django's own request records ("Forbidden:
+    /storage/get/<token>"): paths of upload links and storage URLs carry tokens."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "context"):
             record.context = current_context()
+        request = record.__dict__.get("request")
+        if request is not None and isinstance(record.args, tuple):
+            path = getattr(request, "path", None)
+            record.args = tuple(route_of(request) if arg == path else arg for arg in record.args)
         return True
+
+
+def route_of(request: Any) -> str:
+    """The URL pattern a request matched ("/storage/get/<str:token>"), never its path."""
+    match = getattr(request, "resolver_match", None)
+    return "/" + match.route if match is not None and match.route else "(unmatched)"
 
 
 # A record's own attributes; anything else on it came from `extra=` and is logged as a field,

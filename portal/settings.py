@@ -7,8 +7,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_int, env_list, env_str
-from portal.rates import env_rate
 from portal.private_files import create_private_file, make_private_dirs, write_private_file_once
+from portal.rates import env_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -242,6 +242,7 @@ LOGGING = {
         # Django's own handlers (plain text, DEBUG only) give way to the root's.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
+        "django.request": {"level": "ERROR"},  # its 4xx lines repeat portal.request's; 5xx stay
         "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded": portal.task says it
         "celery.worker.strategy": {"level": "WARNING"},  # "Task ... received"
         # botocore's INFO lines ("Found credentials in environment variables.") say nothing an

@@ -83,6 +83,19 @@ def uninstrument() -> None:
     _active.clear()
 
 
+def get_tracer(name: str) -> trace.Tracer:
+    """A tracer of the provider set up here (a no-op one while tracing is off)."""
+    return _active[0].get_tracer(name) if _active else trace.get_tracer(name)
+
+
+def current_trace_id() -> str | None:
+    """The active trace's id (32 hex digits), for log lines; None while tracing is off."""
+    if not _active:
+        return None
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
 def trace_carrier() -> dict[str, str]:
     """The current trace context as W3C headers (traceparent, tracestate), to store with work
     done later; empty when tracing is off or no span is active."""
@@ -120,6 +133,7 @@ def continued_span(name: str, carriers: Sequence[Mapping[str, str]], **attribute
         links = [Link(current)] if current.is_valid else []
     else:
         links = [Link(trace.get_current_span(context).get_span_context()) for context in origins.values()]
-    tracer = _active[0].get_tracer("portal.outbox")
-    with tracer.start_as_current_span(name, context=parent, kind=SpanKind.PRODUCER, links=links, attributes=attributes):
+    with get_tracer("portal.outbox").start_as_current_span(
+        name, context=parent, kind=SpanKind.PRODUCER, links=links, attributes=attributes
+    ):
         yield
