@@ -75,7 +75,7 @@ bench: $(BIN)/.installed
 
 # Two minutes of 50 clients doing whole upload flows against the production processes (2 web
 # workers, 2 Celery workers, beat) on PostgreSQL and Redis; LOAD_TEST_ARGS=--faults also kills a
-# worker and restarts Redis mid-run. Long: not part of `make test` or CI (bench/README.md).
+# worker and restarts Redis mid-run. Long: not part of `make test` or CI (README, "Load test").
 load-test: $(BIN)/.installed
 	$(BIN)/python bench/load_test.py $(LOAD_TEST_ARGS)
 

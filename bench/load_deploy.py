@@ -42,13 +42,14 @@ class Deployment:
     gunicorn, the Celery workers and beat, and stops them and drops the database on exit."""
 
     def __init__(self, *, admin_url: str, database: str, web_workers: int, celery_workers: int, keys: int,
-                 extra_env: dict[str, str], keep: bool) -> None:  # fmt: skip
+                 extra_env: dict[str, str], keep: bool, ready_path: str = "/healthz") -> None:  # fmt: skip
         self.admin_url = admin_url
         self.database = database
         self.web_workers = web_workers
         self.celery_workers = celery_workers
         self.key_count = keys
         self.keep = keep
+        self.ready_path = ready_path
         self.tmp_dir = Path(tempfile.mkdtemp(prefix="portal-load-"))
         self.data_dir = self.tmp_dir / "data"
         self.log_dir = self.tmp_dir / "logs"
@@ -172,12 +173,12 @@ class Deployment:
             if exited := self.exited():
                 raise LoadTestError(f"exited at start: {', '.join(exited)}")
             try:
-                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                if requests.get(self.base_url + self.ready_path, timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise LoadTestError("gunicorn did not answer /healthz with 200 within 60 s")
+        raise LoadTestError(f"gunicorn did not answer {self.ready_path} with 200 within 60 s")
 
     # --- the database ----------------------------------------------------------------------
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:

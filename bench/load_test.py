@@ -65,6 +65,9 @@ class Client:
         self.audio = b"OggS" + random.Random(-n).randbytes(args.audio_bytes - 4)
 
     def run(self, deadline: float) -> None:
+        # Clients arrive over the ramp-up rather than all at once, so their flows do not march in
+        # step (all completing together, then all uploading) and a fault meets every stage.
+        time.sleep(random.Random(self.n).uniform(0, self.args.ramp_up))
         while time.monotonic() < deadline:
             with self.stats.lock:
                 self.stats.started += 1
@@ -217,6 +220,7 @@ def main() -> int:
             keys=args.keys,
             extra_env=extra_env,
             keep=args.keep,
+            ready_path=args.ready_path,
         ) as deployment:
             elapsed, faults = _drive(deployment, stats, args)
             ok = _check(deployment, stats, args, elapsed, faults)
@@ -304,6 +308,11 @@ def _check(deployment: Deployment, stats: Stats, args: argparse.Namespace, elaps
     distinct = {t for t, ms in repeated.items() if len({m["deduplicationId"] for m in ms}) > 1}
     stuck = stats.started - len(stats.flows) - len(stats.errors)
     stages = dict(deployment.query("SELECT stage, count(*) FROM uploads_submission GROUP BY stage"))
+    late, slowest = deployment.query(
+        "SELECT count(*) FILTER (WHERE sent_at - created_at > interval '5 seconds'), "
+        "coalesce(extract(epoch FROM max(sent_at - created_at)), 0) "
+        "FROM uploads_outboxmessage WHERE topic = 'processing'"
+    )[0]
     deadlocks = deployment.deadlocks()
     deadlock_lines = [line for line in deployment.logs().splitlines() if "deadlock" in line.lower()]
     rows = [
@@ -312,6 +321,8 @@ def _check(deployment: Deployment, stats: Stats, args: argparse.Namespace, elaps
         ("flows unfinished", stuck, stuck == 0),
         ("outbox drained (no pending, sending or failed row)", drained, drained),
         ("processing messages", len(messages), True),
+        ("  of which sent over 5 s after completion (a lost or late task; the relay sent it)", late, True),
+        ("  longest from completion to sent, s", round(float(slowest), 1), True),
         ("completed submissions without a message (lost)", len(lost), not lost),
         ("messages for no completed flow", len(stray), not stray if not stats.errors else True),
         ("trackingIds with more than one message", len(repeated), not repeated or (args.faults and not distinct)),
@@ -417,6 +428,7 @@ def _arguments() -> argparse.Namespace:
     p.add_argument("--photo-bytes", type=int, default=64 * 1024)
     p.add_argument("--audio-bytes", type=int, default=20 * MIB)
     p.add_argument("--part-bytes", type=int, default=5 * MIB, help="S3's minimum, the portal's default minimum")
+    p.add_argument("--ramp-up", type=float, default=10, help="clients start at random within this many seconds")
     p.add_argument("--poll-interval", type=float, default=0.25)
     p.add_argument(
         "--queued-timeout", type=float, default=60, help="a flow fails if not queued this long after complete"
@@ -431,6 +443,7 @@ def _arguments() -> argparse.Namespace:
         default=os.environ.get("LOAD_TEST_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL URL allowed to create databases",
     )
+    p.add_argument("--ready-path", default="/healthz", help="polled until it answers 200 before the load starts")
     p.add_argument("--keep", action="store_true", help="keep the database, data and logs (kept anyway on failure)")
     args = p.parse_args()
     args.retries = 6 if args.faults else 0
