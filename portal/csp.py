@@ -76,13 +76,14 @@ def storage_origin() -> str | None:
     """The origin the signed storage URLs point at (None: this site, the local backend)."""
     from uploads.storage import get_storage  # at request time: settings may switch backends
 
-    return _origin_of(get_storage())
+    storage: Any = get_storage()  # hashable in fact: one cached instance per configuration
+    return _origin_of(storage)
 
 
 @lru_cache(maxsize=8)
-def _origin_of(storage: object) -> str | None:
+def _origin_of(storage: Any) -> str | None:
     # The URL the backend itself signs, so bucket, region, endpoint and addressing style are
     # exactly what a browser will contact; signing is local (no request is made).
-    url = storage.presign_get(key="csp-origin", expires_in=60).url  # type: ignore[attr-defined]
+    url: str = storage.presign_get(key="csp-origin", expires_in=60).url
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else None

@@ -19,8 +19,8 @@ def meena() -> User:
     return User.objects.create_user("meena", password=PASSWORD, is_staff=True)
 
 
-def sign_in(username: str, password: str, address: str = "203.0.113.7", **headers: str) -> Any:
-    return Client(REMOTE_ADDR=address, **headers).post(
+def sign_in(username: str, password: str, address: str = "203.0.113.7") -> Any:
+    return Client(REMOTE_ADDR=address).post(
         "/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"}
     )
 

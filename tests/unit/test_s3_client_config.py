@@ -13,7 +13,7 @@ pytestmark = pytest.mark.once
 
 
 def test_s3_client_has_bounded_timeouts_and_retries_by_default(s3: Any) -> None:
-    config = S3Storage(bucket=BUCKET, region=REGION).client.meta.config
+    config: Any = S3Storage(bucket=BUCKET, region=REGION).client.meta.config
     assert config.connect_timeout == 5
     assert config.read_timeout == 20
     assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
@@ -23,7 +23,7 @@ def test_s3_client_bounds_follow_the_settings(s3: Any, settings: Any) -> None:
     settings.AWS_S3_CONNECT_TIMEOUT_SECONDS = 2
     settings.AWS_S3_READ_TIMEOUT_SECONDS = 7
     settings.AWS_S3_MAX_ATTEMPTS = 1
-    config = S3Storage(bucket=BUCKET, region=REGION).client.meta.config
+    config: Any = S3Storage(bucket=BUCKET, region=REGION).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (2, 7)
     assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
 

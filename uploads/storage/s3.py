@@ -39,8 +39,10 @@ class S3Storage:
         # seconds, not botocore's default 60 s per attempt. CompleteMultipartUpload keeps its
         # connection alive with whitespace while S3 assembles, so the read timeout only has to
         # cover a silence, not the whole assembly.
+        style = _addressing_style()
+        s3_options: Any = {"addressing_style": style} if style else None  # the setting's value, unchecked
         config = Config(
-            s3={"addressing_style": _addressing_style()},
+            s3=s3_options,
             signature_version="s3v4",
             connect_timeout=settings.AWS_S3_CONNECT_TIMEOUT_SECONDS,
             read_timeout=settings.AWS_S3_READ_TIMEOUT_SECONDS,
