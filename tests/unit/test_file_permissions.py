@@ -18,6 +18,8 @@ from uploads.queue.local import LocalQueue
 from uploads.storage import LocalStorage
 from uploads.storage.local_signing import PostPolicy
 
+pytestmark = pytest.mark.once  # files only, no database
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "t/a/trk/med.jpg"
 
@@ -42,7 +44,6 @@ def umask_022() -> Iterator[None]:
     os.umask(previous)
 
 
-@pytest.mark.once
 def test_embedded_start_creates_data_dir_secret_key_and_database_private(tmp_path: Path) -> None:
     data_dir = tmp_path / "deploy" / "var"  # parents made too: only DATA_DIR itself must be private
     env = {

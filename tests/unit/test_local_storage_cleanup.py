@@ -15,6 +15,8 @@ from uploads.storage import LocalStorage
 from uploads.storage.files import locked
 from uploads.storage.local_signing import PostPolicy
 
+pytestmark = pytest.mark.once  # files only, no database
+
 KEY = "t/a/trk/med.jpg"
 AUDIO_KEY = "t/a/trk/med.ogg"
 
