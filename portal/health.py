@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from portal.tracing import untraced
+
 logger = logging.getLogger(__name__)
 
 PROBE_PATHS = {"/healthz": "live", "/readyz": "ready"}
@@ -130,7 +132,8 @@ def _probe_directory(path: str) -> None:
 def _timed(check: Check) -> float:
     started = time.perf_counter()
     try:
-        check()
+        with untraced():
+            check()
     except Exception as exc:
         exc.ms = round((time.perf_counter() - started) * 1000, 1)  # type: ignore[attr-defined]
         raise

@@ -39,8 +39,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         watch = Stopwatch()
-        # Django's tracing middleware, when on, runs first: its span is the request's.
-        with log_scope(request_id=request_id, trace_id=current_trace_id(), _request=request):
+        with log_scope(request_id=request_id, _request=request):
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
             _note_response_fields(response)
@@ -61,7 +60,9 @@ class RequestContextMiddleware:
         return response
 
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]) -> None:
-        log_context(**{field: kwargs.get(name) for name, field in _KWARG_FIELDS.items()})
+        """Runs inside every middleware, Django's tracing one included (it comes after this one,
+        so its span is only active from here on)."""
+        log_context(trace_id=current_trace_id(), **{field: kwargs.get(name) for name, field in _KWARG_FIELDS.items()})
 
 
 class HealthCheckMiddleware:

@@ -58,11 +58,37 @@ def instrument(provider: "TracerProvider") -> None:
     from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
     DjangoInstrumentor().instrument(tracer_provider=provider)
+    _probes_before_tracing()
     CeleryInstrumentor().instrument(tracer_provider=provider)
     BotocoreInstrumentor().instrument(tracer_provider=provider)
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
     SQLite3Instrumentor().instrument(tracer_provider=provider)
     _active[:] = [provider]
+
+
+def _probes_before_tracing() -> None:
+    """Django's tracing middleware puts itself first; the portal's own (request ids, probes) go
+    back before it. It reads the Host header, which a load balancer's probe (by IP) fails, and
+    would start a trace for every probe."""
+    middleware = settings.MIDDLEWARE
+    ours = [name for name in middleware if name.startswith("portal.middleware.")]
+    reordered = [*ours, *(name for name in middleware if name not in ours)]
+    if isinstance(middleware, list):
+        middleware[:] = reordered  # the very list the instrumentor changed (and will change back)
+    else:
+        settings.MIDDLEWARE = tuple(reordered)
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """No spans inside (the readiness checks: every probe would otherwise leave root spans)."""
+    if not _active:
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
 
 
 def uninstrument() -> None:
