@@ -33,6 +33,7 @@ from tests.uppy_client import post_form
 from uploads.errors import InvalidInput, TooLarge, UrlInvalid
 from uploads.models import Event, MediaStatus, MediaUpload, OutboxMessage
 from uploads.storage import LocalStorage, get_storage
+from uploads.storage.local import IncomingObject
 from uploads.storage.local_signing import _PUT_SALT
 
 INITIATE = "/v1/catalog/upload/initiate"
@@ -136,6 +137,27 @@ def test_local_form_bound_is_the_tenants_limit_for_the_type(api: APIClient, tena
     answer = initiate_unsized(api)
     assert_error(post_form(form_of(answer), b"\xff\xd8\xff" + b"x" * 57), 413, "too_large")
     assert kept_objects() == []
+
+
+def test_local_form_stops_taking_bytes_just_past_its_policys_bound(
+    api: APIClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4 MiB file through a 1,000-byte form: refused at the first chunk past the bound, the rest
+    of the body left unread (the connection is not reused)."""
+    taken: list[int] = []
+    original = IncomingObject.write
+
+    def write(self: IncomingObject, chunk: bytes) -> None:
+        taken.append(len(chunk))
+        original(self, chunk)
+
+    monkeypatch.setattr(IncomingObject, "write", write)
+    set_photo_limit(tenant, 1000)
+    refused = post_form(form_of(initiate_unsized(api)), b"\xff\xd8\xff" + b"x" * (4 * 1024 * 1024))
+    assert_error(refused, 413, "too_large")
+    assert refused["Connection"] == "close"
+    assert sum(taken) <= 1000 + 64 * 1024  # one chunk of the parser's at most
+    assert stored_files() == []
 
 
 def test_s3_form_policy_bounds_the_size_from_1_to_the_tenants_limit(api: APIClient, tenant: Tenant, s3: Any) -> None:
