@@ -209,7 +209,7 @@ def receive(token: str, body: Any, length: int) -> str:
 
 
 @pytest.mark.once
-def test_local_put_without_a_size_refuses_a_body_over_its_bound_before_reading_a_byte(db: None) -> None:
+def test_local_put_without_a_size_refuses_a_body_over_its_bound_before_reading_a_byte() -> None:
     body = CountingBody(b"x" * 101)
     with pytest.raises(TooLarge) as refused:
         receive(unsized_put_token(100), body, 101)
@@ -220,7 +220,7 @@ def test_local_put_without_a_size_refuses_a_body_over_its_bound_before_reading_a
 
 
 @pytest.mark.once
-def test_local_put_without_a_size_reads_no_more_than_its_bound_plus_one_when_the_length_lies(db: None) -> None:
+def test_local_put_without_a_size_reads_no_more_than_its_bound_plus_one_when_the_length_lies() -> None:
     body = CountingBody(b"x" * 10_000)
     with pytest.raises(TooLarge):
         receive(unsized_put_token(100), body, 100)  # declares 100, sends 10,000
@@ -229,21 +229,21 @@ def test_local_put_without_a_size_reads_no_more_than_its_bound_plus_one_when_the
 
 
 @pytest.mark.once
-def test_local_put_without_a_size_takes_1_to_its_bound(db: None) -> None:
+def test_local_put_without_a_size_takes_1_to_its_bound() -> None:
     with pytest.raises(InvalidInput):
         receive(unsized_put_token(100), CountingBody(b""), 0)
     assert receive(unsized_put_token(100), CountingBody(b"y" * 100), 100).startswith('"')
 
 
 @pytest.mark.once
-def test_local_put_url_with_neither_size_nor_bound_is_refused(db: None) -> None:
+def test_local_put_url_with_neither_size_nor_bound_is_refused() -> None:
     token = signing.dumps({"k": "t/a/k.jpg", "c": "image/jpeg", "s": None, "e": 2**40}, salt=_PUT_SALT, compress=True)
     with pytest.raises(UrlInvalid):
         receive(token, CountingBody(b"x"), 1)
 
 
 @pytest.mark.once
-def test_local_put_without_a_size_must_be_signed_with_a_bound(db: None) -> None:
+def test_local_put_without_a_size_must_be_signed_with_a_bound() -> None:
     with pytest.raises(ValueError):
         get_storage().presign_put(key="t/a/k.jpg", content_type="image/jpeg", size=None, expires_in=60)
 
