@@ -22,7 +22,9 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 from load_deploy import Deployment, LoadTestError
@@ -164,21 +166,22 @@ class Client:
                 raise FlowError(f"{tracking_id} stage {status['stage']} after {self.args.queued_timeout:g} s")
             time.sleep(self.args.poll_interval)
 
-    def call(self, method: str, url: str, expect: int, *, route: str = "", raw: bool = False, **kwargs: object) -> dict:  # type: ignore[type-arg]
-        """One request; under --faults a 5xx, 429 or lost connection is retried with backoff, as
-        the upload page retries. Anything else unexpected fails the flow."""
+    def call(self, method: str, url: str, expect: int, *, route: str = "", raw: bool = False, **kwargs: Any) -> Any:
+        """One request: its JSON body, or with `raw` the response. Under --faults a 5xx, 429 or a
+        lost connection is retried with backoff, as the upload page retries; anything else
+        unexpected fails the flow."""
         route = route or f"{method} {url}"
         full = url if url.startswith("http") else self.base_url + url
         for attempt in range(self.args.retries + 1):
             began = time.monotonic()
             try:
-                response = self.session.request(method, full, timeout=self.args.request_timeout, **kwargs)  # type: ignore[arg-type]
+                response = self.session.request(method, full, timeout=self.args.request_timeout, **kwargs)
             except requests.RequestException as exc:
                 problem = f"{route}: {type(exc).__name__}: {exc}"
             else:
                 self.stats.record(route, time.monotonic() - began)
                 if response.status_code == expect:
-                    return response if raw else response.json()  # type: ignore[return-value]
+                    return response if raw else response.json()
                 problem = f"{route}: {response.status_code} {response.text[:300]}"
                 if response.status_code < 500 and response.status_code != 429:
                     break
@@ -275,7 +278,7 @@ def _drive(deployment: Deployment, stats: Stats, args: argparse.Namespace) -> tu
     return time.monotonic() - began, done
 
 
-def _fault_schedule(args: argparse.Namespace) -> list[tuple[float, str, object]]:
+def _fault_schedule(args: argparse.Namespace) -> list[tuple[float, str, Callable[[Deployment], str]]]:
     if not args.faults:
         return []
 
@@ -297,7 +300,7 @@ def _check(deployment: Deployment, stats: Stats, args: argparse.Namespace, elaps
     drained = _wait_outbox_drained(deployment, args.drain_timeout)
     tracking_ids = [t for t, _ in stats.flows]
     messages = list(_read_queue(deployment))
-    per_tracking: dict[str, list[dict]] = defaultdict(list)  # type: ignore[type-arg]
+    per_tracking: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for message in messages:
         per_tracking[message["body"]["trackingId"]].append(message)
     lost = [t for t in tracking_ids if t not in per_tracking]
@@ -355,7 +358,7 @@ def _wait_outbox_drained(deployment: Deployment, timeout: float) -> bool:
         time.sleep(1)
 
 
-def _read_queue(deployment: Deployment) -> list[dict]:  # type: ignore[type-arg]
+def _read_queue(deployment: Deployment) -> list[dict[str, Any]]:
     if not deployment.processing_queue.exists():
         return []
     with open(deployment.processing_queue, encoding="utf-8") as lines:

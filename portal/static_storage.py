@@ -1,6 +1,6 @@
 """Static files as production serves them (after `manage.py collectstatic`, WHITENOISE_USE_FINDERS=0)."""
 
-from whitenoise.storage import CompressedManifestStaticFilesStorage
+from whitenoise.storage import CompressedManifestStaticFilesStorage  # type: ignore[import-untyped]
 
 
 class ManifestStaticStorage(CompressedManifestStaticFilesStorage):
