@@ -151,7 +151,7 @@ def test_the_request_line_names_the_trace(spans: InMemorySpanExporter, api: APIC
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.addFilter(ContextFilter())
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append  # type: ignore[method-assign,assignment]
     logging.getLogger("portal.request").addHandler(handler)
     try:
         api.get("/v1/catalog/uploads/med_000000000000000000000000")
@@ -163,7 +163,8 @@ def test_the_request_line_names_the_trace(spans: InMemorySpanExporter, api: APIC
 
 
 def test_instrumenting_under_a_settings_override_leaves_no_middleware_behind() -> None:
-    overridden = django_settings._wrapped  # the tests' settings override (conftest's `settings` use)
+    # The tests' settings override (conftest's autouse fixtures use `settings`), over the real ones.
+    overridden = getattr(django_settings, "_wrapped")  # noqa: B009 - private: mypy's stubs lack it
     tracing.instrument(TracerProvider())
     tracing.uninstrument()
     for middleware in (django_settings.MIDDLEWARE, overridden.default_settings.MIDDLEWARE):
