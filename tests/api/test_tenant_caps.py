@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -14,11 +15,12 @@ from rest_framework.test import APIClient
 from tenants.models import Tenant
 from tenants.services import api_key_create
 from tests.api.openapi import assert_matches_schema, openapi_document
-from tests.conftest import put_bytes
+from tests.conftest import client_for, put_bytes
 from tests.helpers import MULTIPART_SIZE, assert_error, create_upload, initiate, row_counts, stored_files
 from uploads import services
 from uploads.errors import QuotaExceeded
 from uploads.models import MediaUpload, Submission
+from uploads.services import sweep_expired
 from uploads.services.caps import tenant_in_flight
 
 pytestmark = pytest.mark.django_db
@@ -75,12 +77,25 @@ def test_finished_aborted_and_expired_uploads_are_not_open(api: APIClient, tenan
     assert start(api, PHOTO, fileSize=10).status_code == 201  # nor one past its expiry, swept or not
 
 
-def test_pending_file_of_an_expired_submission_is_not_open(api: APIClient, tenant: Tenant) -> None:
+def test_pending_file_of_an_expired_submission_counts_until_the_sweep_closes_it(api: APIClient, tenant: Tenant) -> None:
     set_caps(tenant, max_open_uploads=1)
     first = start(api, PHOTO, fileSize=10).json()
-    # The submission has expired; the sweep has not reached its file yet.
-    Submission.objects.filter(tracking_id=first["trackingId"]).update(stage="expired")
+    Submission.objects.filter(tracking_id=first["trackingId"]).update(
+        created_at=timezone.now() - timedelta(seconds=settings.UPLOADS_SUBMISSION_TTL_SECONDS + 1)
+    )
+    assert_quota(start(api, PHOTO, fileSize=10), "maxOpenUploads", 1, 1)
+    sweep_expired(dry_run=False)
     assert start(api, PHOTO, fileSize=10).status_code == 201
+
+
+def test_another_tenants_open_uploads_do_not_count(api: APIClient, tenant: Tenant, other_tenant: Tenant) -> None:
+    # tenant_a's keys start "tenant_a/"; a tenant whose id extends it shares no prefix with it.
+    longer = Tenant.objects.create(id="tenant_a2", name="Tenant A2", max_open_uploads=1)
+    assert start(client_for(longer), PHOTO, fileSize=10).status_code == 201
+    set_caps(tenant, max_open_uploads=1)
+    assert start(api, PHOTO, fileSize=10).status_code == 201
+    assert tenant_in_flight(tenant=tenant).open_uploads == 1
+    assert tenant_in_flight(tenant=longer).open_uploads == 1
 
 
 def test_reserved_bytes_count_declared_sizes_up_to_the_cap_exactly(api: APIClient, tenant: Tenant) -> None:

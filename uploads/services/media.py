@@ -151,7 +151,6 @@ def media_initiate(
     now = timezone.now()
     try:
         with transaction.atomic():
-            caps_check_initiate(tenant=tenant, tracking_id=tracking_id, kind=media_type.kind, file_size=file_size)
             if tracking_id is None:
                 submission = Submission.objects.create(tenant=tenant, tracking_id=tracking, artisan_id=artisan_id)
                 Event.objects.create(submission=submission, actor=actor, action="submission.initiated")
@@ -180,6 +179,7 @@ def media_initiate(
                 details={"kind": media.kind, "strategy": media.strategy, "size": file_size},
             )
             mirror_media(media.pk)
+            caps_check_initiate(tenant=tenant, media=media)  # last: it locks the tenant until commit
     except BaseException:
         if upload_id:
             storage.abort_multipart(key=key, upload_id=upload_id)
