@@ -40,8 +40,8 @@ run: $(BIN)/.installed-run
 	@echo "  Sweep:        $(BIN)/python manage.py sweep --dry-run"
 	@echo ""
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
-	$(BIN)/celery -A portal worker --loglevel INFO --concurrency 2 --without-gossip --without-mingle & \
-	$(BIN)/celery -A portal beat --loglevel INFO & \
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/celery -A portal worker --loglevel INFO --concurrency 2 --without-gossip --without-mingle & \
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/celery -A portal beat --loglevel INFO & \
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT) & \
 	wait -n
 

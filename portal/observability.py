@@ -144,7 +144,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """For a developer's terminal: `time LEVEL logger [request id] message key=value ...`."""
+    """For a developer's terminal: `time LEVEL logger [request id] message key=value ...`, with
+    no field the message already says (a request line's method, path and status)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -156,8 +157,10 @@ class TextFormatter(logging.Formatter):
         head = f"{record.asctime} {record.levelname} {record.name}"
         if request_id:
             head += f" [{request_id}]"
-        tail = "".join(f" {key}={value}" for key, value in fields.items())
-        return f"{head} {record.getMessage()}{tail}"
+        message = record.getMessage()
+        words = set(message.split())
+        tail = "".join(f" {key}={value}" for key, value in fields.items() if str(value) not in words)
+        return f"{head} {message}{tail}"
 
 
 class Stopwatch:

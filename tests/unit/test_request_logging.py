@@ -6,6 +6,7 @@ Celery tasks and outbox messages."""
 import io
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,12 +142,12 @@ def test_passing_probes_are_not_logged_and_a_failing_one_is(lines: Lines, settin
 
 @pytest.mark.once
 def test_the_text_format_reads_as_one_line_with_the_request_id_first() -> None:
-    record = logging.LogRecord("portal.request", logging.INFO, __file__, 1, "GET %s", ("/x",), None)
-    record.status = 200
+    record = logging.LogRecord("portal.request", logging.INFO, __file__, 1, "GET %s %s", ("/x", 200), None)
+    record.path, record.status, record.duration_ms = "/x", 200, 1.5
     with log_scope(request_id="req-1", tenant="tenant_a"):
         ContextFilter().filter(record)
     text = TextFormatter().format(record)
-    assert text.endswith(" INFO portal.request [req-1] GET /x tenant=tenant_a status=200")
+    assert text.endswith(" INFO portal.request [req-1] GET /x 200 tenant=tenant_a duration_ms=1.5")
 
 
 def _probe() -> None:
@@ -158,11 +159,12 @@ probe_task = app.task(name="tests.request_logging.probe")(_probe)
 
 @pytest.mark.once
 def test_a_task_published_during_a_request_carries_its_request_id() -> None:
-    with publishing_to("memory://"):
+    queue_name = f"request-id-{uuid.uuid4().hex}"  # the in-memory broker is the whole run's: a queue of its own
+    with publishing_to("memory://", queue=queue_name):
         with log_scope(request_id="req-published"):
             probe_task.delay()
         with app.connection_for_read() as connection:
-            queue = connection.SimpleQueue(app.conf.task_default_queue)
+            queue = connection.SimpleQueue(queue_name)
             message = queue.get(timeout=2)
             message.ack()
             queue.close()
