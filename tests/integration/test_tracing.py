@@ -84,6 +84,11 @@ def test_one_trace_runs_from_complete_to_the_sqs_send(
     assert outbox_span.name == "outbox send processing"
     assert outbox_span.attributes is not None and outbox_span.attributes["outbox.message_ids"] == (row.pk,)
 
+    sqs = boto3.client("sqs", region_name=REGION)
+    [message] = sqs.receive_message(QueueUrl=sqs_queue, MessageAttributeNames=["All"])["Messages"]
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes["requestId"] == response["X-Request-ID"]
+
 
 def test_database_queries_are_spans_of_the_request(spans: InMemorySpanExporter, api: APIClient) -> None:
     fresh = connections.create_connection("default")  # connections opened once tracing is on
