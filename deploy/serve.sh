@@ -14,7 +14,8 @@
 # deploy/serve.env; KEY=value lines, no quotes, as systemd's EnvironmentFile and docker's
 # --env-file read them): a variable already set wins over the file. See deploy/serve.env.example.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/.."
 BIN=${PORTAL_BIN:-.venv/bin}
 
 env_file=${SERVE_ENV_FILE:-deploy/serve.env}
@@ -78,15 +79,15 @@ all)
     trap 'exit 130' INT
     trap 'exit 143' TERM
     trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
-    "$0" web &
-    "$0" worker &
-    "$0" beat &
+    "$here/serve.sh" web &
+    "$here/serve.sh" worker &
+    "$here/serve.sh" beat &
     status=0
     wait -n || status=$?
     exit "$status"
     ;;
 *)
-    echo "usage: $0 [all|prepare|web|worker|beat]" >&2
+    echo "usage: deploy/serve.sh [all|prepare|web|worker|beat]" >&2
     exit 2
     ;;
 esac
