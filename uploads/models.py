@@ -168,7 +168,9 @@ class OutboxMessage(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     trace_context = models.JSONField(
-        default=dict, blank=True, help_text="The trace of the change that wrote it (W3C traceparent), when tracing is on."
+        default=dict,
+        blank=True,
+        help_text="The trace of the change that wrote it (W3C traceparent), when tracing is on.",
     )
 
     class Meta:
