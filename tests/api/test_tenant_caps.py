@@ -16,7 +16,15 @@ from tenants.models import Tenant
 from tenants.services import api_key_create
 from tests.api.openapi import assert_matches_schema, openapi_document
 from tests.conftest import client_for, put_bytes
-from tests.helpers import MULTIPART_SIZE, assert_error, create_upload, initiate, row_counts, stored_files
+from tests.helpers import (
+    MULTIPART_SIZE,
+    assert_error,
+    create_upload,
+    initiate,
+    row_counts,
+    stored_files,
+    superuser_client,
+)
 from uploads import services
 from uploads.errors import QuotaExceeded
 from uploads.models import MediaUpload, Submission
@@ -152,22 +160,24 @@ def test_refused_multipart_upload_leaves_nothing_at_storage(api: APIClient, tena
 
 def test_uppy_uploads_obey_the_same_caps(tenant: Tenant) -> None:
     set_caps(tenant, max_open_uploads=1)
-    start_uppy = {
-        "tenant": tenant,
-        "session_artisan_id": "art_1",
-        "content_type": "image/jpeg",
-        "meta": {},
-        "actor": "test",
-    }
-    services.media_initiate_uppy(**start_uppy, multipart=False)
+
+    def start_uppy(multipart: bool) -> None:
+        services.media_initiate_uppy(
+            tenant=tenant,
+            session_artisan_id="art_1",
+            content_type="image/jpeg",
+            meta={},
+            multipart=multipart,
+            actor="test",
+        )
+
+    start_uppy(multipart=False)
     with pytest.raises(QuotaExceeded) as refused:
-        services.media_initiate_uppy(**start_uppy, multipart=True)
+        start_uppy(multipart=True)
     assert refused.value.details["cap"] == "maxOpenUploads"
 
 
 def test_staff_set_a_tenants_caps_in_the_admin_and_see_what_is_in_flight(api: APIClient, tenant: Tenant) -> None:
-    from tests.helpers import superuser_client
-
     create_upload(api, file_size=MULTIPART_SIZE)
     admin = superuser_client()
     page = admin.get(f"/admin/tenants/tenant/{tenant.pk}/change/")
