@@ -14,6 +14,7 @@ lets requests through, logged: a rate limit must not turn a Redis restart into a
 import logging
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -72,7 +73,7 @@ def _increment(key: str, *, timeout: int) -> int:
         return int(cache.incr(key))
 
 
-class CacheRateThrottle(BaseThrottle):
+class CacheRateThrottle(BaseThrottle, ABC):
     """A DRF throttle over `rate_hit`: `scope` names the bucket kind, `setting` its rate."""
 
     scope: ClassVar[str]
@@ -81,9 +82,9 @@ class CacheRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.retry_after: float | None = None
 
+    @abstractmethod
     def bucket(self, request: Request) -> str | None:
         """The bucket this request counts against; None: not counted here."""
-        raise NotImplementedError
 
     def allow_request(self, request: Request, view: Any) -> bool:
         rate_text = getattr(settings, self.setting, "")
