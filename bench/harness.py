@@ -2,7 +2,8 @@
 small keep-alive HTTP client, and the server's memory as /proc reports it.
 
 The portal runs in its embedded mode (SQLite, local storage, local queue) in a temporary data
-directory that is removed on exit, whatever happens."""
+directory that is removed on exit, whatever happens; a bench that needs another backend (S3 on a
+moto server) passes the variables that select it as `Portal(env=...)`."""
 
 import http.client
 import json
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,9 +35,13 @@ class BenchError(RuntimeError):
 class Portal:
     """`with Portal(workers=2, threads=4) as portal:` migrates a fresh data dir, creates a tenant
     and an API key, serves the portal with gunicorn on a free 127.0.0.1 port, and tears it all
-    down on exit."""
+    down on exit.
 
-    def __init__(self, *, workers: int, threads: int, timeout: int = 120) -> None:
+    `env` is applied last, over the embedded defaults, to the migrations, the management commands
+    and the server alike: the inherited environment never moves the portal off its embedded mode
+    (a stray DATABASE_URL or S3_RAW_MEDIA_BUCKET would), only what the bench asks for does."""
+
+    def __init__(self, *, workers: int, threads: int, timeout: int = 120, env: Mapping[str, str] | None = None) -> None:
         self.workers = workers
         self.threads = threads
         self.timeout = timeout
@@ -56,6 +62,7 @@ class Portal:
             LOG_LEVEL="WARNING",
             PYTHONPATH=str(ROOT),
         )
+        self.env.update(env or {})
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> "Portal":
