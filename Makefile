@@ -58,8 +58,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
+# The Python client is a public library: it passes mypy --strict, as its users' type checkers may run.
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .
+	$(BIN)/mypy --strict uploads/client
 
 # The browser tests drive Debian's Chromium with Playwright; setup.sh installs it (and the pinned
 # Uppy and axe-core they load) when missing.
@@ -72,6 +74,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/local_upload.py
 	$(BIN)/python bench/relay_throughput.py
 	$(BIN)/python bench/mirror_throughput.py
+	$(BIN)/python bench/client_upload.py
 
 # Two minutes of 50 clients doing whole upload flows against the production processes (2 web
 # workers, 2 Celery workers, beat) on PostgreSQL and Redis; LOAD_TEST_ARGS=--faults also kills a

@@ -1,0 +1,3 @@
+from uploads.client.cli import main
+
+raise SystemExit(main())
