@@ -1,5 +1,6 @@
 """The library's front door: `CatalogClient` speaks the public v1 API and nothing else."""
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from uploads.client.http import RetryPolicy, Transport
 from uploads.client.state import FileState, StateFile, UploadState, default_state_dir
 from uploads.client.transfer import FileUpload, ProgressCallback, UploadResult
 
+logger = logging.getLogger("uploads.client")
+
+UPLOAD_CLOSED = "upload_closed"  # the portal's code for a file or submission that takes nothing more
 STAGES = ("initiated", "uploading", "uploaded", "queued", "processing", "completed")
 FINAL_STAGES = frozenset({"completed", "failed", "aborted", "expired"})
 
@@ -183,8 +187,19 @@ class CatalogClient:
         )
         state.language, state.priority = language, priority
         state_file.save(state)  # from now on `resume` knows this command, even before any upload exists
-        photo_result = self._upload(state, state_file, "photo", photo, None, on_progress)
-        audio_result = self._upload(state, state_file, "audio", audio, None, on_progress)
+        try:
+            photo_result = self._upload(state, state_file, "photo", photo, None, on_progress)
+            audio_result = self._upload(state, state_file, "audio", audio, None, on_progress)
+        except CatalogError as exc:
+            if exc.code != UPLOAD_CLOSED or tracking_id or not state.files:
+                raise
+            # The submission an earlier run began was closed meanwhile (expired, or aborted by
+            # staff): rerunning the command means a new one, not the same refusal forever.
+            logger.warning("submission %s is closed (%s); starting a new one", state.tracking_id, exc.message)
+            state.tracking_id, state.files = None, {}
+            state_file.save(state)
+            photo_result = self._upload(state, state_file, "photo", photo, None, on_progress)
+            audio_result = self._upload(state, state_file, "audio", audio, None, on_progress)
         assert state.tracking_id is not None
         answer = self.complete(state.tracking_id, photo_result.key, audio_result.key, language, priority)
         state_file.remove()

@@ -146,6 +146,7 @@ class FileUpload:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._plan: dict[str, Any] = {}
+        self._foreign = False
 
     # --- the whole file ---------------------------------------------------------------------
     def run(
@@ -179,7 +180,8 @@ class FileUpload:
                     return result
                 # Storage kept other bytes in a create-only object, or the upload is gone: a new
                 # upload in the same submission.
-                tracking_id = state.tracking_id
+                # An upload this key cannot see says nothing about the submission: the caller's.
+                tracking_id = tracking_id if self._foreign else tracking_id or state.tracking_id
                 state = None
                 with self._lock:
                     self._done = 0
@@ -239,7 +241,8 @@ class FileUpload:
         try:
             progress = self.transport.api("GET", f"/catalog/uploads/{state.media_id}?urls={SIGN_BATCH}")
         except CatalogError as exc:
-            if exc.status == 404:  # gone (removed, or another portal's): start over
+            if exc.status == 404:  # unknown to this key (removed, or another tenant's): start over
+                self._foreign = True
                 return None
             raise
         status = progress["status"]
