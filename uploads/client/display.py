@@ -2,6 +2,7 @@
 (bytes, rate, time left), a plain line every few seconds when stderr is a file or a pipe, and
 nothing at all for --json, whose stdout is for machines."""
 
+import os
 import sys
 import threading
 import time
@@ -48,6 +49,11 @@ class Display:
         return cls(files, mode=mode, stream=stream)
 
     def _bar(self, desc: str, total: int, position: int) -> "tqdm[Any]":
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (OSError, ValueError):
+            size = os.terminal_size((0, 0))
+        known = size.columns > 0 and size.lines > 0  # a pseudo-terminal may report 0 x 0: tqdm would draw nothing
         return tqdm(
             total=total,
             desc=desc,
@@ -57,7 +63,9 @@ class Display:
             unit_divisor=1024,
             file=self.stream,
             leave=True,
-            dynamic_ncols=True,
+            dynamic_ncols=known,
+            ncols=None if known else 100,
+            nrows=None if known else 24,
             miniters=1,
         )
 
