@@ -79,6 +79,10 @@ class Stopped(Exception):
     """Another worker failed; this one stops between parts."""
 
 
+class StoredOtherBytes(Exception):
+    """A create-only object was stored with other bytes than were sent."""
+
+
 class AlreadyStored(Exception):
     """A create-only object is at storage already (an earlier attempt's answer was lost)."""
 
@@ -297,9 +301,12 @@ class FileUpload:
             current[0] = None
 
         try:
-            md5 = self._put_with_retries(1, fd, 0, state.size, url_for, forget)
+            md5 = self._put_with_retries(1, fd, 0, state.size, url_for, forget, create_only=True)
         except AlreadyStored:
             md5 = None
+        except StoredOtherBytes:
+            self._abort_quietly(state.media_id)  # the URL is create-only: a new upload takes the bytes
+            return None
         if md5 is None:
             # 412: the object exists already (an earlier attempt's answer was lost): check it.
             return self._resume(state, fd)
@@ -406,9 +413,12 @@ class FileUpload:
         length: int,
         url_for: Callable[[], SignedUrl],
         forget: Callable[[], None],
+        *,
+        create_only: bool = False,
     ) -> str | None:
         """The MD5 of the bytes storage confirmed with a matching ETag; None when a create-only
-        URL found its object already there (412)."""
+        URL found its object already there (412). A create-only URL cannot replace the wrong
+        bytes it stored, so a mismatch there raises StoredOtherBytes instead of trying again."""
         resigned = 0
         attempt = 0
         while True:
@@ -439,6 +449,9 @@ class FileUpload:
                         code=INTEGRITY,
                         details={"partNumber": part_number, "etag": stored, "md5": md5},
                     )
+                    if create_only:
+                        self._advance(-reader.sent)
+                        raise StoredOtherBytes
                 elif response.status_code == 412:
                     self._advance(-reader.sent)
                     return None
