@@ -4,7 +4,6 @@ The subprocess, SIGKILL, corrupting-proxy and S3 runs are in tests/integration/t
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,45 +14,15 @@ from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
 from tenants.models import ApiKey
-from tenants.services import api_key_create, tenant_create
+from tests.client.conftest import PART, client
 from tests.helpers import object_bytes
-from uploads.client import CatalogClient, CatalogError
+from uploads.client import CatalogError
 from uploads.client import transfer as transfer_module
 from uploads.client.http import Transport
 from uploads.client.state import FileState, UploadState
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-MIB = 1024 * 1024
-PART = 256 * 1024  # the plan's part size in these tests: a 1.3 MiB audio is 6 parts
-
-
-@pytest.fixture(autouse=True)
-def small_parts() -> Iterator[None]:
-    with override_settings(UPLOADS_DEFAULT_PART_SIZE=PART, UPLOADS_MULTIPART_THRESHOLD=PART):
-        yield
-
-
-@pytest.fixture
-def keys() -> dict[str, str]:
-    keys = {}
-    for tenant_id in ("tenant_a", "tenant_b"):
-        tenant = tenant_create(tenant_id=tenant_id, name=tenant_id)
-        keys[tenant_id] = api_key_create(tenant=tenant)[1]
-        keys[f"{tenant_id}:pipeline"] = api_key_create(tenant=tenant, role=ApiKey.Role.PIPELINE)[1]
-    return keys
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
-    photo, audio = tmp_path / "vase.jpg", tmp_path / "vase.wav"
-    photo.write_bytes(os.urandom(200_000))
-    audio.write_bytes(os.urandom(5 * PART + 12_345))
-    return photo, audio
-
-
-def client(live_server: LiveServer, key: str, tmp_path: Path, **options: Any) -> CatalogClient:
-    return CatalogClient(live_server.url, key, state_dir=tmp_path / "state", retries=3, **options)
+# The client is what these test, not the database: CI runs them once, on SQLite.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("small_parts"), pytest.mark.once]
 
 
 def test_submit_uploads_both_files_byte_identical_and_hands_the_submission_on(

@@ -26,6 +26,8 @@ from uploads.client.files import FILE_CHANGED, PartReader, bare_etag, content_ty
 from uploads.client.http import RetryPolicy, Transport, retry_after_seconds
 from uploads.client.state import FileState, StateFile, UploadState
 
+pytestmark = pytest.mark.once  # no database involved: CI runs these once
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_DIR = ROOT / "uploads" / "client"
 
