@@ -2,6 +2,7 @@
 storage): it speaks only HTTP, so what these tests see is what an app developer gets.
 The subprocess, SIGKILL, corrupting-proxy and S3 runs are in tests/integration/test_client_resilience.py."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -60,8 +61,12 @@ def test_an_interrupted_submit_resumes_sending_only_the_parts_storage_lacks(
     with client(live_server, keys["tenant_a"], tmp_path, concurrency=1) as catalog, pytest.raises(KeyboardInterrupt):
         catalog.submit(photo, audio, "art_1", "hi")
     monkeypatch.setattr(Transport, "put", real_put)
+    tracking_id = json.loads(next((tmp_path / "state").glob("upload-*.json")).read_text())["trackingId"]
 
     with client(live_server, keys["tenant_a"], tmp_path) as catalog:
+        # The progress notes of the parts sent before the crash reached the portal.
+        recorded = {f["kind"]: f["bytesRecorded"] for f in catalog.status(tracking_id)["files"]}
+        assert recorded == {"photo": photo.stat().st_size, "audio": 3 * PART}
         result = catalog.submit(photo, audio, "art_1", "hi")
     assert (result.photo.parts_sent, result.photo.parts_resumed) == (0, 1)
     assert (result.audio.parts_sent, result.audio.parts_resumed) == (3, 3)
