@@ -18,7 +18,7 @@ from tenants.models import ApiKey
 from tests.client.conftest import PART, client
 from tests.helpers import object_bytes
 from uploads.client import CatalogError
-from uploads.client import transfer as transfer_module
+from uploads.client import parts as parts_module
 from uploads.client.http import Transport
 from uploads.client.state import FileState, UploadState
 
@@ -105,7 +105,7 @@ def test_an_expired_part_url_is_signed_again_not_fatal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     photo, audio = files
-    monkeypatch.setattr(transfer_module, "URL_MARGIN_SECONDS", -10)  # the client trusts URLs past their expiry
+    monkeypatch.setattr(parts_module, "URL_MARGIN_SECONDS", -10)  # the client trusts URLs past their expiry
     real_put = Transport.put
     answers: list[int] = []
 
