@@ -23,6 +23,7 @@ from uploads.storage.base import (
     StoredPart,
     UploadNotFound,
 )
+from uploads.storage.s3_signing import S3Presigner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,6 +52,12 @@ class S3Storage:
         storage = DjangoS3Storage(bucket_name=self.bucket, region_name=self.region, client_config=config)
         return storage.connection.meta.client
 
+    @cached_property
+    def presigner(self) -> S3Presigner:
+        """Part and PUT URLs signed without botocore's per-request machinery: the same URL as
+        generate_presigned_url, byte for byte, at a fraction of the cost (s3_signing)."""
+        return S3Presigner(self.client, self.bucket)
+
     def object_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
@@ -63,14 +70,8 @@ class S3Storage:
             # Without a signed Content-Length S3 takes any body up to 5 GiB: no bound the portal
             # could carry (max_bytes) holds, so such a URL is never signed; presign_post is the way.
             raise ValueError("S3 cannot bound a PUT without a size; sign a form POST (presign_post) instead.")
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "IfNoneMatch": "*",
-            "ContentLength": size,
-        }
-        return self._presign("put_object", params, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
+        url = self.presigner.put_object(key=key, content_type=content_type, size=size, expires_in=expires_in)
+        return _signed(url, expires_in, {"Content-Type": content_type, "If-None-Match": "*"})
 
     def presign_get(self, *, key: str, expires_in: int, content_type: str | None = None) -> SignedRequest:
         # The same client, signature and addressing as the PUT URLs: a preview URL reaches the
@@ -102,19 +103,17 @@ class S3Storage:
     def presign_part(
         self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
     ) -> SignedRequest:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number}
-        if size is not None:
-            params["ContentLength"] = size
-        return self._presign("upload_part", params, expires_in, {})
+        url = self.presigner.upload_part(
+            key=key, upload_id=upload_id, part_number=part_number, size=size, expires_in=expires_in
+        )
+        return _signed(url, expires_in, {})
 
     def _presign(
         self, operation: str, params: dict[str, Any], expires_in: int, headers: dict[str, str], method: str = "PUT"
     ) -> SignedRequest:
         # Signing is local computation: no request reaches S3 here.
         url = self.client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
-        return SignedRequest(
-            url=url, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in), headers=headers, method=method
-        )
+        return _signed(url, expires_in, headers, method)
 
     def create_multipart(self, *, key: str, content_type: str) -> str:
         with _translated_errors():
@@ -169,6 +168,12 @@ class S3Storage:
         """HeadBucket: the bucket exists and these credentials reach it."""
         with _translated_errors():
             self.client.head_bucket(Bucket=self.bucket)
+
+
+def _signed(url: str, expires_in: int, headers: dict[str, str], method: str = "PUT") -> SignedRequest:
+    return SignedRequest(
+        url=url, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in), headers=headers, method=method
+    )
 
 
 _PART_ERRORS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
