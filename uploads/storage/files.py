@@ -2,12 +2,12 @@
 hashed as it arrives and fsynced before it counts (a 200 means durable bytes); atomic JSON
 writes; one writer per path across threads and processes; copies inside the kernel."""
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,35 +89,64 @@ def locked(path: Path) -> Iterator[None]:
             os.close(fd)  # releases the flock
 
 
-def append(source: Path, out: IO[bytes]) -> int:
-    """Copies a part into the assembling object inside the kernel (copy_file_range) where the
-    OS offers it: the bytes never pass through Python. Elsewhere (macOS), a chunked copy."""
-    out.flush()
-    with open(source, "rb") as src:
-        length = os.fstat(src.fileno()).st_size
-        copied = 0
-        if hasattr(os, "copy_file_range"):
-            try:
-                while copied < length:
-                    sent = os.copy_file_range(src.fileno(), out.fileno(), length - copied)
-                    if sent == 0:
-                        break
-                    copied += sent
-            except OSError:
-                pass  # not supported by this filesystem: finish with the plain copy below
-        if copied < length:
-            src.seek(copied)
-            os.lseek(out.fileno(), 0, os.SEEK_END)
-            shutil.copyfileobj(src, out, CHUNK_SIZE)
-            out.flush()
-    return length
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """All of `data` at `offset` (a pwrite may write less than asked, on a signal or a full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def copy_range(source: int, source_offset: int, target: int, target_offset: int, length: int) -> None:
+    """Copies `length` bytes between two open files inside the kernel (copy_file_range) where
+    the OS offers it: the bytes never pass through Python. Elsewhere (macOS, or a filesystem
+    that refuses), positioned reads and writes in CHUNK_SIZE blocks. A source that ends early
+    is an OSError: the caller was told the bytes were there."""
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while copied < length:
+                sent = os.copy_file_range(
+                    source, target, length - copied, source_offset + copied, target_offset + copied
+                )
+                if sent == 0:
+                    break
+                copied += sent
+        except OSError:
+            pass  # not supported here: finish with the plain copy below
+    while copied < length:
+        block = os.pread(source, min(CHUNK_SIZE, length - copied), source_offset + copied)
+        if not block:
+            raise OSError(errno.EIO, f"The source ended {length - copied} bytes before the range did.")
+        write_at(target, block, target_offset + copied)
+        copied += len(block)
+
+
+def sync_data(fd: int) -> None:
+    """The file's bytes and size on disk (fdatasync where the OS has it: its timestamps need not be)."""
+    getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def sync_dir(path: Path) -> None:
+    """Makes the names created, renamed or removed in a directory durable: a rename is only as
+    durable as the directory that records it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """The file is replaced whole: its content is on disk before the rename that shows it, so a
+    crash leaves the old file or the new one, never an empty one under the name."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     try:
         with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as out:
             out.write(json.dumps(data))
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # never leave a half-written copy beside the file

@@ -5,29 +5,27 @@ tell (ETags, part rules, completion).
 Layout under the root:
   objects/<key>                      finished objects
   meta/<key>.json                    their size, ETag and content type (+ .lock: one writer)
-  multipart/<uploadId>/upload.json   an open multipart upload (+ <uploadId>.lock beside it)
-  multipart/<uploadId>/<NNNNN>.<md5> its parts: the name carries the ETag, so a part and its
-                                     ETag are replaced together by one atomic rename
-  tmp/                               single PUTs, form POSTs and assemblies in flight
+  multipart/<uploadId>/              an open multipart upload (+ <uploadId>.lock beside it: one
+                                     completion or abort at a time): its parts' bytes, written
+                                     where the object will have them, and their records
+                                     (<NNNNN>.<md5>); see uploads.storage.local_parts
+  tmp/                               single PUTs, form POSTs and objects being published
 
 Finished objects are read back through signed GET URLs too (staff previews), served by
 uploads.storage_views.local_get.
 """
 
-import hashlib
 import json
 import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-from portal.private_files import make_private_dirs, open_private
+from portal.private_files import make_private_dirs
 from uploads.errors import AlreadyStored, InvalidInput, TooLarge, UrlInvalid
 from uploads.storage.base import (
-    PartsRejected,
     SignedPost,
     SignedRequest,
     StorageError,
@@ -35,12 +33,9 @@ from uploads.storage.base import (
     StoredPart,
     UploadNotFound,
 )
-from uploads.storage.files import CHUNK_SIZE, HashedTempFile, append, locked, write_json_atomic
+from uploads.storage.files import HashedTempFile, locked, sync_dir, write_json_atomic
+from uploads.storage.local_parts import Readable, UploadGate, assemble, body_blocks, multipart_etag, receive_part
 from uploads.storage.local_signing import PostPolicy, sign_get, sign_post, sign_put, verify_put
-
-
-class Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
 
 
 class LocalStorage:
@@ -103,27 +98,7 @@ class LocalStorage:
         return self._receive_object(claims, body, content_length)
 
     def _receive_part(self, claims: dict[str, Any], body: Readable, length: int) -> str:
-        part_dir = self._upload_dir(claims["u"])
-        if not (part_dir / "upload.json").exists():
-            raise UploadNotFound(claims["u"])
-        prefix = f"{claims['n']:05d}."
-        try:
-            tmp, md5 = self._stream_to_temp(body, length, part_dir)
-            final = part_dir / f"{prefix}{md5}"
-            try:
-                os.replace(tmp, final)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            written = final.stat().st_mtime_ns
-        except FileNotFoundError:  # completed or aborted while we were receiving
-            raise UploadNotFound(claims["u"]) from None
-        # An earlier upload of the same part is replaced; a concurrent newer one is left for
-        # list_parts, which takes the newest copy (S3's last writer wins).
-        for other in part_dir.glob(f"{prefix}*"):
-            with suppress(FileNotFoundError):
-                if other != final and other.stat().st_mtime_ns <= written:
-                    other.unlink()
+        md5 = receive_part(self._upload_dir(claims["u"]), part_number=claims["n"], body=body, length=length)
         return f'"{md5}"'
 
     def _receive_object(self, claims: dict[str, Any], body: Readable, length: int) -> str:
@@ -138,18 +113,8 @@ class LocalStorage:
     def _stream_to_temp(self, body: Readable, length: int, directory: Path) -> tuple[Path, str]:
         incoming = HashedTempFile(directory)
         try:
-            remaining = length
-            while remaining:
-                chunk = body.read(min(CHUNK_SIZE, remaining))
-                if not chunk:
-                    raise InvalidInput(
-                        "The request body ended before Content-Length bytes arrived.",
-                        details={"missingBytes": remaining},
-                    )
+            for chunk in body_blocks(body, length):
                 incoming.write(chunk)
-                remaining -= len(chunk)
-            if body.read(1):
-                raise TooLarge("The request body is longer than its Content-Length.")
             return incoming.path, incoming.finish()
         except BaseException:
             incoming.discard()
@@ -188,33 +153,22 @@ class LocalStorage:
         return [newest[n][1] for n in sorted(newest)]
 
     def complete_multipart(self, *, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        """Atomic: the object appears whole (one rename) or not at all, and the parts go only
+        after it is published. While the gate is held no part is written, so the parts checked
+        are the parts published."""
         directory = self._open_upload(key, upload_id)
-        with locked(directory):
-            if not directory.exists():
-                raise UploadNotFound(upload_id)
+        with locked(directory), UploadGate(directory) as gate, gate.exclusive():
             meta = json.loads((directory / "upload.json").read_text())
             tmp_dir = self.root / "tmp"
             make_private_dirs(tmp_dir)
             tmp = tmp_dir / f".tmp-{secrets.token_hex(8)}"
-            digests = hashlib.md5(usedforsecurity=False)
-            size = 0
             try:
-                with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as out:
-                    for part in parts:
-                        md5 = part.etag.strip('"')
-                        source = directory / f"{part.part_number:05d}.{md5}"
-                        try:
-                            size += append(source, out)
-                        except FileNotFoundError:  # replaced by a re-sent part since it was listed
-                            raise PartsRejected(f"InvalidPart: part {part.part_number} with ETag {part.etag}") from None
-                        digests.update(bytes.fromhex(md5))
-                    out.flush()
-                    os.fsync(out.fileno())
+                size = assemble(directory, parts, tmp)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            etag = f'"{digests.hexdigest()}-{len(parts)}"'
-            self._publish(tmp, key, StoredObject(size=size, etag=etag, content_type=meta["contentType"]))
+            stored = StoredObject(size=size, etag=multipart_etag(parts), content_type=meta["contentType"])
+            self._publish(tmp, key, stored)
             _remove_upload(directory)
 
     def abort_multipart(self, *, key: str, upload_id: str) -> None:
@@ -223,7 +177,11 @@ class LocalStorage:
         except UploadNotFound:
             return
         with locked(directory):
-            _remove_upload(directory)
+            try:
+                with UploadGate(directory) as gate, gate.exclusive():  # waits for a block being written
+                    _remove_upload(directory)
+            except UploadNotFound:
+                _remove_upload(directory)  # gone meanwhile, or half removed by a crash: finish it
 
     # --- objects ---------------------------------------------------------------------------
     def head(self, *, key: str) -> StoredObject | None:
@@ -272,7 +230,9 @@ class LocalStorage:
                         details={"key": key},
                     )
                 os.replace(tmp, path)
+                sync_dir(path.parent)
                 write_json_atomic(meta, {"size": obj.size, "etag": obj.etag, "contentType": obj.content_type})
+                sync_dir(meta.parent)
         finally:
             tmp.unlink(missing_ok=True)  # refused or failed: the bytes in flight go (published: gone already)
 
