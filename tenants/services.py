@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tenants.api_key_cache import api_key_cache
 from tenants.models import ApiKey, Membership, Tenant, UploadLink
 from uploads.errors import InvalidInput, UploadLinkExpired, UploadLinkInvalid, UploadLinkRevoked
 from uploads.keys import validate_artisan_id
@@ -44,8 +45,14 @@ def api_key_create(*, tenant: Tenant, name: str = "", role: str = ApiKey.Role.CL
 
 
 def api_key_revoke(*, api_key: ApiKey) -> bool:
-    """True if this call revoked it; the next request with the key gets a 401."""
-    return bool(ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+    """True if this call revoked it. The next request with the key that this process serves gets
+    a 401; every other process forgets the key within api_key_cache.CACHE_SECONDS (5 s)."""
+    revoked = bool(ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+    # Now, and again once committed: a request of this process could remember the key as live
+    # between the two, while the revocation is not yet visible to it.
+    api_key_cache.forget(api_key.hashed_key)
+    transaction.on_commit(lambda: api_key_cache.forget(api_key.hashed_key))
+    return revoked
 
 
 def api_key_rename(*, api_key: ApiKey, name: str) -> None:
@@ -56,19 +63,27 @@ def api_key_rename(*, api_key: ApiKey, name: str) -> None:
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
-    """The live key for this secret, or None. Touches last_used_at at most once a minute so a
-    busy client does not turn every request into a write."""
-    key = (
-        ApiKey.objects.select_related("tenant")
-        .filter(hashed_key=hash_api_key(raw_key), revoked_at__isnull=True, tenant__is_active=True)
-        .first()
-    )
+    """The live key for this secret, or None. A key found live is trusted for up to 5 s in this
+    process (tenants/api_key_cache.py), so a busy client costs no query per request; a revocation
+    reaches every process within that time. Touches last_used_at at most once a minute per
+    process so a busy client does not turn every request into a write."""
+    hashed = hash_api_key(raw_key)
+    key = api_key_cache.get(hashed)
     if key is None:
-        return None
+        looked_up_at = api_key_cache.now()
+        key = (
+            ApiKey.objects.select_related("tenant")
+            .filter(hashed_key=hashed, revoked_at__isnull=True, tenant__is_active=True)
+            .first()
+        )
+        if key is None:
+            return None
+        api_key_cache.put(hashed, key, looked_up_at=looked_up_at)
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        api_key_cache.stamped(hashed, now)
     return key
 
 
