@@ -3,13 +3,15 @@ A caller scoped to one artisan (an upload link's session) passes `artisan_id`, a
 artisan's ids are answered the same way."""
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
+from portal.prepared_queries import PreparedQuery, model_from_row
 from tenants.models import Tenant
 from uploads.errors import NotFound
 from uploads.models import MediaUpload, Stage, Strategy, Submission
@@ -44,31 +46,98 @@ def media_percent_received(media: MediaUpload) -> int | None:
     return min(100, round(100 * media_bytes_received(media) / total)) if total else None
 
 
-def submission_status(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> Submission:
-    """The submission with its files and the bytes recorded for each (kept on the file): two
-    queries, whatever the number of parts."""
-    submission = (
-        _scoped(Submission.objects.filter(tenant=tenant, tracking_id=tracking_id), artisan_id, "artisan_id")
-        .prefetch_related("media")
-        .first()
+# The status GET and every call on one upload (signing parts above all) run these on each
+# request: compiled once per process (portal/prepared_queries.py), each one query. media_get
+# reads every column, so nothing of what it returns is deferred (a deferred attribute costs a
+# query when read); the status reads what the status shows (converting the other columns,
+# datetimes above all, took longer than the query).
+_SUBMISSION_COLUMNS = [f.name for f in Submission._meta.concrete_fields]
+_MEDIA_COLUMNS = [f.name for f in MediaUpload._meta.concrete_fields]
+_TENANT_COLUMNS = [f.name for f in Tenant._meta.concrete_fields]
+_STATUS_SUBMISSION_COLUMNS = [
+    "id", "tracking_id", "tenant_id", "artisan_id", "stage", "stage_message", "catalog_id", "error_details", "updated_at"
+]  # fmt: skip
+_STATUS_MEDIA_COLUMNS = [
+    "id", "media_id", "submission_id", "kind", "content_type", "declared_size", "object_key", "strategy",
+    "part_count", "status", "size", "bytes_recorded",
+]  # fmt: skip
+
+
+def _status_query(*, scoped: bool) -> PreparedQuery:
+    def build(tenant_id: str, tracking_id: str, artisan_id: str = "") -> QuerySet[Submission, Any]:
+        rows = Submission.objects.filter(tenant_id=tenant_id, tracking_id=tracking_id)
+        rows = _scoped(rows, artisan_id if scoped else None, "artisan_id")
+        # One row per file (a submission without one: one row of NULLs for it), in the order of
+        # the files' own Meta.ordering, as prefetching them gave.
+        return rows.order_by("media__created_at", "media__id").values_list(
+            *_STATUS_SUBMISSION_COLUMNS, *(f"media__{name}" for name in _STATUS_MEDIA_COLUMNS)
+        )
+
+    return PreparedQuery(
+        build, params=("tenant_id", "tracking_id", "artisan_id") if scoped else ("tenant_id", "tracking_id")
     )
-    if submission is None:
+
+
+def _media_query(*, scoped: bool) -> PreparedQuery:
+    def build(tenant_id: str, media_id: str, artisan_id: str = "") -> QuerySet[MediaUpload, Any]:
+        rows = MediaUpload.objects.filter(submission__tenant_id=tenant_id, media_id=media_id)
+        rows = _scoped(rows, artisan_id if scoped else None, "submission__artisan_id")
+        return rows.order_by().values_list(
+            *_MEDIA_COLUMNS,
+            *(f"submission__{name}" for name in _SUBMISSION_COLUMNS),
+            *(f"submission__tenant__{name}" for name in _TENANT_COLUMNS),
+        )
+
+    return PreparedQuery(build, params=("tenant_id", "media_id", "artisan_id") if scoped else ("tenant_id", "media_id"))
+
+
+_STATUS = {False: _status_query(scoped=False), True: _status_query(scoped=True)}
+_MEDIA = {False: _media_query(scoped=False), True: _media_query(scoped=True)}
+
+
+def _scope_values(artisan_id: str | None) -> dict[str, str]:
+    return {} if artisan_id is None else {"artisan_id": artisan_id}
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    submission: Submission
+    files: list[MediaUpload]  # in the order of MediaUpload.Meta.ordering, each with .submission set
+
+
+def submission_status(*, tenant: Tenant, tracking_id: str, artisan_id: str | None = None) -> SubmissionFiles:
+    """The submission with its files and the bytes recorded for each (kept on the file): one
+    query, whatever the number of parts. Only what the status shows is read; any other
+    attribute is deferred, read with a query of its own if ever used."""
+    rows = _STATUS[artisan_id is not None].rows(
+        tenant_id=tenant.pk, tracking_id=tracking_id, **_scope_values(artisan_id)
+    )
+    if not rows:
         raise NotFound(f"No submission {tracking_id!r}.", details={"trackingId": tracking_id})
-    return submission
+    width = len(_STATUS_SUBMISSION_COLUMNS)
+    submission = model_from_row(Submission, rows[0][:width], attnames=_STATUS_SUBMISSION_COLUMNS)
+    files = []
+    for row in rows:
+        if row[width] is None:  # the NULLs of a submission without files
+            continue
+        media = model_from_row(MediaUpload, row[width:], attnames=_STATUS_MEDIA_COLUMNS)
+        MediaUpload.submission.field.set_cached_value(media, submission)
+        files.append(media)
+    return SubmissionFiles(submission=submission, files=files)
 
 
 def media_get(*, tenant: Tenant, media_id: str, artisan_id: str | None = None) -> MediaUpload:
-    media = (
-        _scoped(
-            MediaUpload.objects.filter(submission__tenant=tenant, media_id=media_id),
-            artisan_id,
-            "submission__artisan_id",
-        )
-        .select_related("submission", "submission__tenant")
-        .first()
-    )
-    if media is None:
+    """The file with its submission and the submission's tenant: one query."""
+    rows = _MEDIA[artisan_id is not None].rows(tenant_id=tenant.pk, media_id=media_id, **_scope_values(artisan_id))
+    if not rows:
         raise NotFound(f"No upload {media_id!r}.", details={"mediaId": media_id})
+    [row] = rows
+    media_end = len(_MEDIA_COLUMNS)
+    submission_end = media_end + len(_SUBMISSION_COLUMNS)
+    media = model_from_row(MediaUpload, row[:media_end])
+    submission = model_from_row(Submission, row[media_end:submission_end])
+    Submission.tenant.field.set_cached_value(submission, model_from_row(Tenant, row[submission_end:]))
+    MediaUpload.submission.field.set_cached_value(media, submission)
     return media
 
 

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from tenants.auth import HasTenant, IsPipelineKey, SessionGrant
 from tenants.models import ApiKey, Tenant
 from uploads import selectors, services
+from uploads.api import inputs, outputs
 from uploads.api import serializers as io
 from uploads.errors import TenantMismatch
 
@@ -93,10 +94,10 @@ class CatalogViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: io.StatusOutput, **ERRORS}, operation_id="submission_status")
     def status(self, request: Request, tracking_id: str) -> Response:
         """Where the submission stands, and each file's upload progress."""
-        submission = selectors.submission_status(
+        found = selectors.submission_status(
             tenant=_tenant(request), tracking_id=tracking_id, artisan_id=_artisan(request)
         )
-        return Response(io.StatusOutput(submission).data)
+        return Response(outputs.status_output(found.submission, found.files))  # = io.StatusOutput(...).data
 
 
 class UploadViewSet(viewsets.ViewSet):
@@ -141,10 +142,10 @@ class UploadViewSet(viewsets.ViewSet):
     @extend_schema(request=io.SignPartsInput, responses={200: io.SignedPartsOutput, **ERRORS})
     def sign_parts(self, request: Request, media_id: str) -> Response:
         """Short-lived URLs for up to 100 parts, each signed for its exact size."""
-        data = _validated(io.SignPartsInput, request.data)
+        data = inputs.sign_parts_input(request.data)  # = _validated(io.SignPartsInput, request.data)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
-        return Response(io.SignedPartsOutput({"parts": parts}, context={"request": request}).data)
+        return Response(outputs.signed_parts_output(parts, request))  # = io.SignedPartsOutput(...).data
 
     @extend_schema(request=io.RecordPartInput, responses={200: io.PartOutput, **ERRORS})
     def record_part(self, request: Request, media_id: str, part_number: int) -> Response:
