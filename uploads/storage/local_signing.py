@@ -3,14 +3,21 @@ UploadPart, POST policy or GET, done with django.core.signing. Each kind has its
 token of one kind is worthless as another (an upload URL reads nothing, a download URL uploads
 nothing); every claim, the key included, is inside the signature."""
 
+import hashlib
+import hmac
+import json
+import re
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.encoding import force_bytes
 
 from uploads.errors import InvalidInput, LengthRequired, TooLarge, UrlExpired, UrlInvalid
 from uploads.storage.base import MAX_SINGLE_PUT_BYTES, SignedPost, SignedRequest
@@ -40,12 +47,60 @@ class GetGrant:
 
 def sign_put(claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -> SignedRequest:
     expires = int(time.time()) + expires_in
-    token = signing.dumps({**claims, "e": expires}, salt=_PUT_SALT, compress=True)
+    token = signed_token({**claims, "e": expires}, salt=_PUT_SALT)
     return SignedRequest(
-        url=reverse("local-storage-put", args=[token]),
+        url=put_url(token),
         expires_at=datetime.fromtimestamp(expires, UTC),
         headers=headers,
     )
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":"))
+_macs: dict[tuple[str, str], "hmac.HMAC"] = {}
+
+
+def signed_token(claims: dict[str, Any], *, salt: str) -> str:
+    """`signing.dumps(claims, salt=salt, compress=True)`, the same string, in half its time: the
+    JSON encoder and the HMAC's derived key are made once, not per token (a batch of part URLs
+    is ten tokens). tests/unit/test_local_signing_speed.py pins it to signing.dumps, and
+    signing.loads reads it: the format stays Django's."""
+    data = _compact_json.encode(claims).encode("latin-1")  # signing.JSONSerializer
+    compressed = zlib.compress(data)
+    if len(compressed) < len(data) - 1:
+        value = "." + signing.b64_encode(compressed).decode()
+    else:
+        value = signing.b64_encode(data).decode()
+    value = f"{value}:{signing.b62_encode(int(time.time()))}"  # TimestampSigner.sign
+    secret = settings.SECRET_KEY
+    base = _macs.get((salt, secret))
+    if base is None:  # salted_hmac(salt + "signer", value, secret, algorithm="sha256"), as Signer.signature
+        derived = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
+        base = _macs[(salt, secret)] = hmac.new(derived, digestmod=hashlib.sha256)
+    mac = base.copy()
+    mac.update(value.encode())
+    return f"{value}:{signing.b64_encode(mac.digest()).decode()}"
+
+
+# What signing.dumps writes (URL-safe base64, "." for compressed, ":" between the parts): no
+# character of it is changed when reverse() quotes it into a path.
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]+")
+_put_url_prefixes: dict[tuple[str, Any, str], str] = {}
+
+
+def put_url(token: str) -> str:
+    """`reverse("local-storage-put", args=[token])`, which is slower than signing the token: a
+    batch of part URLs spent a third of its time there. The path before the token is reversed
+    once per script prefix and URLconf; a token reverse() would quote goes through reverse()."""
+    if not _TOKEN.fullmatch(token):
+        return reverse("local-storage-put", args=[token])
+    where = (get_script_prefix(), get_urlconf(), settings.ROOT_URLCONF)
+    prefix = _put_url_prefixes.get(where)
+    if prefix is None:
+        sample = reverse("local-storage-put", args=["t"])
+        if not sample.endswith("/t"):  # the route no longer ends with the token
+            return reverse("local-storage-put", args=[token])
+        prefix = _put_url_prefixes[where] = sample[:-1]
+    return prefix + token
 
 
 def verify_put(token: str, content_length: int | None) -> dict[str, Any]:
