@@ -9,6 +9,7 @@ tracing see it), and converts each column as the QuerySet would have (datetimes,
 `values_list()` QuerySets whose parameters are compared for equality are accepted: the
 placeholders must reach the SQL unchanged, which is checked when compiling."""
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ M = TypeVar("M", bound=Model)
 
 @dataclass(frozen=True)
 class _Compiled:
-    sql: str
+    sql: str  # with named placeholders, %(p0)s, %(p1)s ...
     # Per SQL parameter: the name of the call's value to put there, or None to keep `constants`'.
     slots: tuple[str | None, ...]
     constants: tuple[Any, ...]
@@ -55,10 +56,10 @@ class PreparedQuery:
         if values.keys() != set(self._params):
             raise TypeError(f"expected the values of {sorted(self._params)}, got {sorted(values)}")
         compiled = self._compiled.get(using) or self._compile(using)
-        params = [
-            values[slot] if slot is not None else constant
-            for slot, constant in zip(compiled.slots, compiled.constants, strict=True)
-        ]
+        params = {
+            f"p{n}": values[slot] if slot is not None else constant
+            for n, (slot, constant) in enumerate(zip(compiled.slots, compiled.constants, strict=True))
+        }
         connection = connections[using]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
@@ -77,7 +78,7 @@ class PreparedQuery:
         return converted
 
     def sql(self, using: str = DEFAULT_DB_ALIAS) -> str:
-        """The compiled SQL, with %s for each parameter (for tests and EXPLAIN)."""
+        """The compiled SQL, with %(p0)s, %(p1)s ... for its parameters (for tests and EXPLAIN)."""
         return (self._compiled.get(using) or self._compile(using)).sql
 
     def _compile(self, using: str) -> _Compiled:
@@ -98,9 +99,26 @@ class PreparedQuery:
                 (column, tuple(functions), expression)
                 for column, (functions, expression) in sorted(compiler.get_converters(fields).items())
             )
-            compiled = _Compiled(sql=sql, slots=slots, constants=tuple(params), converters=converters)
+            compiled = _Compiled(
+                sql=_named(sql, len(params)), slots=slots, constants=tuple(params), converters=converters
+            )
             self._compiled[using] = compiled
             return compiled
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _named(sql: str, count: int) -> str:
+    """Django's "format" placeholders (%s; %% a percent sign) as "pyformat" ones (%(p0)s ...),
+    which every backend takes with a dict of values. On SQLite, Django turns format placeholders
+    into SQLite's with a regular expression over the whole statement, on every call: longer than
+    SQLite takes to run it. Named ones it fills in with Python's % instead."""
+    numbers = iter(range(count + 1))
+    named = _PLACEHOLDER.sub(lambda m: "%%" if m[0] == "%%" else f"%(p{next(numbers)})s", sql)
+    if next(numbers) != count:
+        raise ValueError(f"{count} parameters, other placeholders: {sql}")
+    return named
 
 
 def model_from_row(

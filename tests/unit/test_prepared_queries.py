@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db.models.signals import post_init
 
-from portal.prepared_queries import PreparedQuery, model_from_row
+from portal.prepared_queries import PreparedQuery, _named, model_from_row
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create
 from tests.helpers import media_row
@@ -57,7 +57,15 @@ def test_values_are_passed_as_parameters_never_spliced_into_the_sql(tenant: Tena
     hostile = "art_1' OR '1'='1"
     Submission.objects.create(tenant=tenant, artisan_id="art_1")
     assert QUERY.rows(tenant_id=tenant.pk, artisan_id=hostile) == []
-    assert "%s" in QUERY.sql() and "art_1" not in QUERY.sql()
+    assert "%(p0)s" in QUERY.sql() and "art_1" not in QUERY.sql()
+
+
+def test_placeholders_are_named_and_literal_percent_signs_kept() -> None:
+    assert _named("a LIKE '%%x' AND b = %s OR c = '%%s' OR d = %s", 2) == (
+        "a LIKE '%%x' AND b = %(p0)s OR c = '%%s' OR d = %(p1)s"
+    )
+    with pytest.raises(ValueError):
+        _named("a = %s", 2)
 
 
 def test_every_value_must_be_named(tenant: Tenant) -> None:
