@@ -11,6 +11,7 @@ Rates are read from settings on every request (DRF's own throttles read them onc
 so an operator's change takes effect on restart and a test can lower them. An unavailable cache
 lets requests through, logged: a rate limit must not turn a Redis restart into an API outage."""
 
+import functools
 import logging
 import math
 import time
@@ -73,6 +74,12 @@ def _increment(key: str, *, timeout: int) -> int:
         return int(cache.incr(key))
 
 
+@functools.lru_cache(maxsize=32)
+def _rate(text: str) -> Rate | None:
+    """parse_rate, once per rate string: it runs twice on every request."""
+    return parse_rate(text)
+
+
 class CacheRateThrottle(BaseThrottle, ABC):
     """A DRF throttle over `rate_hit`: `scope` names the bucket kind, `setting` its rate."""
 
@@ -88,7 +95,7 @@ class CacheRateThrottle(BaseThrottle, ABC):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         rate_text = getattr(settings, self.setting, "")
-        rate = parse_rate(rate_text)
+        rate = _rate(rate_text)
         bucket = self.bucket(request)
         if rate is None or bucket is None:
             return True
