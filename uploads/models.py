@@ -175,7 +175,12 @@ class OutboxMessage(models.Model):
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["claim_token"])]
+        indexes = [
+            # The relay's claim, one topic at a time: due rows of that topic only, oldest due first,
+            # so a backlog of another topic's rows (the mirror's, while DynamoDB is down) costs it nothing.
+            models.Index(fields=["status", "topic", "next_attempt_at"]),
+            models.Index(fields=["claim_token"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.topic} {self.dedup_key} ({self.status})"

@@ -156,9 +156,10 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _claim(candidates: QuerySet[OutboxMessage], *, limit: int) -> tuple[str, list[OutboxMessage]]:
-    """Due rows, oldest due first (the (status, next_attempt_at) index serves the order, so a
-    claim costs the same whatever the backlog). Concurrent relays take different rows: locked
-    rows are skipped on PostgreSQL; SQLite's IMMEDIATE transactions let one claim at a time."""
+    """Due rows, oldest due first (the (status, topic, next_attempt_at) index serves the order, so
+    a claim costs the same whatever the backlog, of its own topic or another). Concurrent relays
+    take different rows: locked rows are skipped on PostgreSQL; SQLite's IMMEDIATE transactions
+    let one claim at a time."""
     now = timezone.now()
     token = secrets.token_hex(16)
     due = {"status": Status.PENDING, "next_attempt_at__lte": now}
