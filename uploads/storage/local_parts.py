@@ -36,6 +36,7 @@ from uploads.storage.files import (
     HashedTempFile,
     copy_range,
     locked,
+    start_writeback,
     sync_data,
     sync_dir,
     write_at,
@@ -196,11 +197,16 @@ def _receive(gate: UploadGate, directory: Path, part_number: int, body: Readable
             md5.update(chunk)  # releases the GIL on blocks this large
             with gate.shared():
                 write_at(fd, chunk, position)
+            start_writeback(fd, position, len(chunk))
             position += len(chunk)
-        sync_data(fd)
         digest = md5.hexdigest()
-        with gate.shared():
-            _publish_record(directory, record_name(part_number, digest), length)
+        record = _RecordAside(directory, length)
+        try:
+            sync_data(fd)  # on ext4 and XFS this commit carries the record's creation too
+            with gate.shared():
+                record.publish(record_name(part_number, digest))
+        finally:
+            record.discard()
         return digest
     except BaseException:
         _forget_slot(gate, directory, slot, length, part_number)
@@ -209,20 +215,28 @@ def _receive(gate: UploadGate, directory: Path, part_number: int, body: Readable
         os.close(fd)
 
 
-def _publish_record(directory: Path, name: str, size: int) -> None:
-    tmp = directory / f".tmp-{secrets.token_hex(8)}"
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        try:
-            os.ftruncate(fd, size)  # a hole: no block is written
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sync_dir(directory)
+class _RecordAside:
+    """A part's record, made under a temporary name before the part's bytes are synced (so the
+    sync that makes them durable commits its creation too, one journal commit fewer per part),
+    and renamed into place once they are: the record never shows before its bytes are on disk."""
+
+    def __init__(self, directory: Path, size: int) -> None:
+        self.directory = directory
+        self.path = directory / f".tmp-{secrets.token_hex(8)}"
+        self.fd: int | None = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.ftruncate(self.fd, size)  # a hole: no block is written
+
+    def publish(self, name: str) -> None:
+        assert self.fd is not None
+        os.fsync(self.fd)
+        os.replace(self.path, self.directory / name)
+        sync_dir(self.directory)
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.path.unlink(missing_ok=True)  # published: gone already
 
 
 def _forget_slot(gate: UploadGate, directory: Path, slot: Slot, size: int, part_number: int) -> None:
