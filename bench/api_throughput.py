@@ -2,9 +2,10 @@
 endpoint (`GET /bench/bare`: a constant dict, no authentication, no permission, no throttle, no
 database) of the same gunicorn server, in the same run, against issue 12's targets.
 
-    .venv/bin/python bench/api_throughput.py [--duration 5] [--rounds 3] [--concurrency 8]
+    .venv/bin/python bench/api_throughput.py [--duration 1.5] [--rounds 9] [--concurrency 8]
 
-Rounds interleave the endpoints, so a slow spell of the machine hits them all alike; the table
+Rounds interleave the endpoints, many short ones, so a slow spell of the machine (other work on
+a shared host) hits them all alike and spoils a minority of each endpoint's rounds; the table
 shows each endpoint's median round. `GET /bench/ping` (the API's authentication, permission and
 throttles in front of an empty view) is shown too, without a target: it tells what an API key
 costs apart from what the endpoints themselves do."""
@@ -50,9 +51,9 @@ class Results:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per endpoint per round (default 5)")
+    parser.add_argument("--duration", type=float, default=1.5, help="seconds per endpoint per round (default 1.5)")
     parser.add_argument("--max-requests", type=int, default=20_000, help="request cap per endpoint per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--concurrency", type=int, default=8, help="client threads, one connection each")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
