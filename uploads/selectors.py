@@ -55,7 +55,8 @@ _SUBMISSION_COLUMNS = [f.name for f in Submission._meta.concrete_fields]
 _MEDIA_COLUMNS = [f.name for f in MediaUpload._meta.concrete_fields]
 _TENANT_COLUMNS = [f.name for f in Tenant._meta.concrete_fields]
 _STATUS_SUBMISSION_COLUMNS = [
-    "id", "tracking_id", "tenant_id", "artisan_id", "stage", "stage_message", "catalog_id", "error_details", "updated_at"
+    "id", "tracking_id", "tenant_id", "artisan_id", "stage", "stage_message", "catalog_id", "error_details",
+    "updated_at",
 ]  # fmt: skip
 _STATUS_MEDIA_COLUMNS = [
     "id", "media_id", "submission_id", "kind", "content_type", "declared_size", "object_key", "strategy",
@@ -78,21 +79,43 @@ def _status_query(*, scoped: bool) -> PreparedQuery:
     )
 
 
-def _media_query(*, scoped: bool) -> PreparedQuery:
+# What signing part URLs reads of a file and its submission (uploads.services.media_sign_parts):
+# SQLite's driver spends time on every column a query returns, and a file with its submission
+# and tenant is 46 of them.
+_SIGNING_MEDIA_COLUMNS = [
+    "id", "media_id", "submission_id", "strategy", "status", "expires_at", "declared_size", "part_size",
+    "part_count", "object_key", "multipart_upload_id",
+]  # fmt: skip
+_SIGNING_SUBMISSION_COLUMNS = ["id", "tracking_id", "tenant_id", "artisan_id", "stage"]
+
+
+def _media_query(*, scoped: bool, columns: list[str], submission_columns: list[str], tenant: bool) -> PreparedQuery:
     def build(tenant_id: str, media_id: str, artisan_id: str = "") -> QuerySet[MediaUpload, Any]:
         rows = MediaUpload.objects.filter(submission__tenant_id=tenant_id, media_id=media_id)
         rows = _scoped(rows, artisan_id if scoped else None, "submission__artisan_id")
         return rows.order_by().values_list(
-            *_MEDIA_COLUMNS,
-            *(f"submission__{name}" for name in _SUBMISSION_COLUMNS),
-            *(f"submission__tenant__{name}" for name in _TENANT_COLUMNS),
+            *columns,
+            *(f"submission__{name}" for name in submission_columns),
+            *(f"submission__tenant__{name}" for name in (_TENANT_COLUMNS if tenant else ())),
         )
 
     return PreparedQuery(build, params=("tenant_id", "media_id", "artisan_id") if scoped else ("tenant_id", "media_id"))
 
 
 _STATUS = {False: _status_query(scoped=False), True: _status_query(scoped=True)}
-_MEDIA = {False: _media_query(scoped=False), True: _media_query(scoped=True)}
+_MEDIA = {
+    scoped: _media_query(scoped=scoped, columns=_MEDIA_COLUMNS, submission_columns=_SUBMISSION_COLUMNS, tenant=True)
+    for scoped in (False, True)
+}
+_MEDIA_TO_SIGN = {
+    scoped: _media_query(
+        scoped=scoped,
+        columns=_SIGNING_MEDIA_COLUMNS,
+        submission_columns=_SIGNING_SUBMISSION_COLUMNS,
+        tenant=False,
+    )
+    for scoped in (False, True)
+}
 
 
 def _scope_values(artisan_id: str | None) -> dict[str, str]:
@@ -137,6 +160,25 @@ def media_get(*, tenant: Tenant, media_id: str, artisan_id: str | None = None) -
     media = model_from_row(MediaUpload, row[:media_end])
     submission = model_from_row(Submission, row[media_end:submission_end])
     Submission.tenant.field.set_cached_value(submission, model_from_row(Tenant, row[submission_end:]))
+    MediaUpload.submission.field.set_cached_value(media, submission)
+    return media
+
+
+def media_to_sign(*, tenant: Tenant, media_id: str, artisan_id: str | None = None) -> MediaUpload:
+    """media_get for signing part URLs, the hottest call on an upload: one query for what
+    uploads.services.media_sign_parts reads of the file and its submission; any other attribute
+    is deferred (a query of its own if ever read). The submission's tenant is `tenant`, the
+    caller's, which the query matched."""
+    rows = _MEDIA_TO_SIGN[artisan_id is not None].rows(
+        tenant_id=tenant.pk, media_id=media_id, **_scope_values(artisan_id)
+    )
+    if not rows:
+        raise NotFound(f"No upload {media_id!r}.", details={"mediaId": media_id})
+    [row] = rows
+    width = len(_SIGNING_MEDIA_COLUMNS)
+    media = model_from_row(MediaUpload, row[:width], attnames=_SIGNING_MEDIA_COLUMNS)
+    submission = model_from_row(Submission, row[width:], attnames=_SIGNING_SUBMISSION_COLUMNS)
+    Submission.tenant.field.set_cached_value(submission, tenant)
     MediaUpload.submission.field.set_cached_value(media, submission)
     return media
 

@@ -5,6 +5,7 @@ gives (keys, values, types and order), and the input check accepts exactly what 
 accepts, with the same data, or leaves the refusal to the serializer itself."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from uploads import selectors
 from uploads.api import serializers as io
 from uploads.api.inputs import sign_parts_input
 from uploads.api.outputs import signed_parts_output, status_output
-from uploads.errors import NotFound
+from uploads.errors import DomainError, NotFound
 from uploads.models import MediaUpload, Stage, Submission
 from uploads.services.media import SignedPart, media_sign_parts
 from uploads.storage.base import SignedRequest
@@ -241,3 +242,53 @@ def test_the_part_numbers_check_agrees_with_the_serializer(body: Any) -> None:
 )
 def test_the_part_numbers_check_agrees_with_the_serializer_at_the_edges(body: Any) -> None:
     assert outcome(sign_parts_input, body) == outcome(by_serializer, body)
+
+
+# --- the file to sign for -------------------------------------------------------------------------
+def signed_or_refused(media: MediaUpload, numbers: list[int]) -> Any:
+    try:
+        return media_sign_parts(media=media, part_numbers=numbers)
+    except DomainError as exc:
+        return (type(exc), exc.message, exc.details)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"status": "uploaded"},
+        {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)},
+        {"strategy": "single"},
+        {"declared_size": None, "part_size": None, "part_count": None},
+    ],
+    ids=["pending", "finished", "expired", "single PUT", "open multipart"],
+)
+@pytest.mark.parametrize("stage", [Stage.UPLOADING, Stage.ABORTED, Stage.EXPIRED])
+def test_signing_reads_what_it_needs_and_signs_as_with_the_whole_rows(
+    tenant: Tenant, change: dict[str, Any], stage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = media_row(a_submission(tenant, stage=stage), "audio", part_count=6, parts=2)
+    MediaUpload.objects.filter(pk=media.pk).update(**change)
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.25)  # both sign in the same second
+    light = selectors.media_to_sign(tenant=tenant, media_id=media.media_id)
+    whole = selectors.media_get(tenant=tenant, media_id=media.media_id)
+    for numbers in ([1, 2, 6], [7], [3, 3]):
+        assert signed_or_refused(light, numbers) == signed_or_refused(whole, numbers)
+    assert light.submission.tenant is tenant
+
+
+def test_the_file_to_sign_is_found_only_through_its_tenant_and_artisan(tenant: Tenant, other_tenant: Tenant) -> None:
+    media = media_row(a_submission(tenant), "audio", part_count=3)
+    for outsider in ({"tenant": other_tenant}, {"tenant": tenant, "artisan_id": "art_2"}):
+        with pytest.raises(NotFound):
+            selectors.media_to_sign(media_id=media.media_id, **outsider)
+    assert selectors.media_to_sign(tenant=tenant, media_id=media.media_id, artisan_id="art_1").pk == media.pk
+
+
+def test_signing_ten_parts_is_one_query(api: APIClient, django_assert_num_queries: Any) -> None:
+    created = create_upload(api)
+    path = f"/v1/catalog/uploads/{created['mediaId']}/parts"
+    assert api.post(path, {"partNumbers": [1]}, format="json").status_code == 200  # the key is remembered
+    with django_assert_num_queries(1):
+        response = api.post(path, {"partNumbers": [1, 2, 3, 4, 5]}, format="json")
+    assert response.status_code == 200 and len(response.json()["parts"]) == 5

@@ -143,7 +143,7 @@ class UploadViewSet(viewsets.ViewSet):
     def sign_parts(self, request: Request, media_id: str) -> Response:
         """Short-lived URLs for up to 100 parts, each signed for its exact size."""
         data = inputs.sign_parts_input(request.data)  # = _validated(io.SignPartsInput, request.data)
-        media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
+        media = selectors.media_to_sign(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         parts = services.media_sign_parts(media=media, part_numbers=data["part_numbers"])
         return Response(outputs.signed_parts_output(parts, request))  # = io.SignedPartsOutput(...).data
 
