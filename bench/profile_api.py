@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative", help="pstats sort key (default cumulative)")
     parser.add_argument("--callees", nargs="*", default=[], help="also show what these functions call")
     parser.add_argument("--callers", nargs="*", default=[], help="also show what calls these functions")
+    parser.add_argument("--save", help="also write the raw profile to this file (pstats format)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="portal-profile-") as tmp:
@@ -137,6 +138,8 @@ def main() -> None:
         profiler.enable()
         _repeat(request, args.requests)
         profiler.disable()
+        if args.save:
+            profiler.dump_stats(args.save)
 
         print(
             f"{args.endpoint}: {args.requests} requests in process, {1e6 * plain / args.requests:.0f} µs each "
