@@ -103,16 +103,17 @@ def signed_parts_output(parts: Sequence[SignedPart], request: Request) -> dict[s
     expiries: dict[datetime, str | None] = {}  # a batch's URLs mostly share one expiry
     body = []
     for part in parts:
-        expires_at = part.request.expires_at
+        signed = part.request
+        expires_at = signed.expires_at
         if expires_at not in expiries:
             expiries[expires_at] = _datetime(expires_at)
         body.append(
             {
                 "partNumber": _int(part.part_number),
-                "url": None if part.request.url is None else absolute(part.request.url),
+                "url": None if signed.url is None else absolute(signed.url),
                 "size": _int(part.size),
                 "expiresAt": expiries[expires_at],
-                "headers": _str_dict(part.request.headers),
+                "headers": {} if signed.headers == {} else _str_dict(signed.headers),  # local parts: none
             }
         )
     return {"parts": body}
