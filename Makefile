@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve test lint typecheck pytest bench load-test clean
+.PHONY: run serve test lint typecheck pytest bench bench-scale load-test clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -75,6 +75,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/relay_throughput.py
 	$(BIN)/python bench/mirror_throughput.py
 	$(BIN)/python bench/client_upload.py
+	$(BIN)/python bench/s3_signing.py
+
+# Issue 12's PostgreSQL figures: seeds 1,000 and 1,000,000 submissions (about 20 minutes).
+bench-scale: $(BIN)/.installed
+	$(BIN)/python bench/scale.py
 
 # Two minutes of 50 clients doing whole upload flows against the production processes (2 web
 # workers, 2 Celery workers, beat) on PostgreSQL and Redis; LOAD_TEST_ARGS=--faults also kills a
