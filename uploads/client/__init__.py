@@ -13,7 +13,7 @@ before completing."""
 
 from uploads.client.client import CatalogClient, SubmitResult
 from uploads.client.errors import CatalogError
+from uploads.client.results import FileProgress, UploadResult
 from uploads.client.state import StateFile
-from uploads.client.transfer import FileProgress, UploadResult
 
 __all__ = ["CatalogClient", "CatalogError", "FileProgress", "StateFile", "SubmitResult", "UploadResult"]

@@ -14,8 +14,8 @@ from uploads.client import errors
 from uploads.client.client import FINAL_STAGES, CatalogClient
 from uploads.client.display import Display
 from uploads.client.errors import CatalogError
+from uploads.client.results import UploadResult
 from uploads.client.state import StateFile, default_state_dir, unfinished
-from uploads.client.transfer import UploadResult
 
 EXIT_CODES = f"""exit status:
   {errors.EXIT_OK}    done

@@ -11,8 +11,9 @@ from urllib.parse import quote
 from uploads.client.errors import CatalogError
 from uploads.client.files import content_type_of
 from uploads.client.http import RetryPolicy, Transport
+from uploads.client.results import ProgressCallback, UploadResult
 from uploads.client.state import FileState, StateFile, UploadState, default_state_dir
-from uploads.client.transfer import FileUpload, ProgressCallback, UploadResult
+from uploads.client.transfer import FileUpload
 
 logger = logging.getLogger("uploads.client")
 

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from uploads.client.transfer import FileProgress
+from uploads.client.results import FileProgress
 
 LINE_INTERVAL_SECONDS = 5.0
 

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,36 +23,10 @@ from uploads.client.errors import INTEGRITY, NETWORK, UNEXPECTED_RESPONSE, Catal
 from uploads.client.files import Fingerprint, PartReader, bare_etag, file_changed, md5_of_range, multipart_etag
 from uploads.client.http import Transport, retry_after_seconds, storage_error
 from uploads.client.parts import SIGN_BATCH, PartSigner, ProgressNotes, SignedUrl
+from uploads.client.results import FileProgress, ProgressCallback, UploadResult
 from uploads.client.state import FileState
 
 logger = logging.getLogger("uploads.client")
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    media_id: str
-    tracking_id: str
-    key: str
-    size: int
-    etag: str
-    parts_total: int
-    parts_sent: int  # PUTs that storage confirmed in this run (a part sent twice counts twice)
-    parts_resumed: int  # parts storage already held, from an earlier run
-
-
-@dataclass(frozen=True)
-class FileProgress:
-    """Bytes of one file at storage, by what the client sent or found there. `phase`:
-    checking (asking storage, re-reading resumed parts), sending, verifying, done."""
-
-    label: str
-    path: Path
-    done: int
-    total: int
-    phase: str
-
-
-ProgressCallback = Callable[[FileProgress], None]
 
 
 class Stopped(Exception):
@@ -280,7 +253,7 @@ class FileUpload:
     def _send_parts(self, state: FileState, fd: int, pending: list[int], urls: dict[int, SignedUrl]) -> dict[int, str]:
         signer = PartSigner(self.transport, state.media_id, pending, urls)
         notes = ProgressNotes(self.transport, state.media_id)
-        todo = deque(pending)
+        remaining = deque(pending)
         sent: dict[int, str] = {}
         errors: list[BaseException] = []
         self._stop.clear()
@@ -288,9 +261,9 @@ class FileUpload:
         def work() -> None:
             while not self._stop.is_set():
                 with self._lock:
-                    if not todo:
+                    if not remaining:
                         return
-                    n = todo.popleft()
+                    n = remaining.popleft()
                 try:
                     sent[n] = self._send_part(state, fd, signer, n, notes)
                 except Stopped:

@@ -23,23 +23,38 @@ The query parameters' order in the URL follows the order of the Params dict boto
 fallback passes them in S3Storage's order (Bucket, Key, UploadId, PartNumber, ContentLength), and
 the property test holds both to it."""
 
-import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
+
+from uploads.storage.sigv4 import (
+    _ALGORITHM,
+    _SAFE_KEY,
+    _SAFE_QUERY,
+    _UNSIGNED_PAYLOAD,
+    MAX_EXPIRES_SECONDS,
+    MAX_PART_NUMBER,
+    _check_common,
+    _check_content_type,
+    _Endpoint,
+    _hmac,
+    _host_of,
+    _put_object_params,
+    _query_value,
+    _Scope,
+    _signature,
+    _Unsupported,
+    _upload_part_params,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
-MAX_PART_NUMBER: Final = 10_000  # S3's range; boto3 would sign any integer
-MAX_EXPIRES_SECONDS: Final = 7 * 24 * 3600  # SigV4's longest query-string lifetime
 # How long a frozen copy of the client's credentials is reused. botocore refreshes role credentials
 # 15 minutes (advisory) or 10 minutes (mandatory) before they expire, so a copy at most this old is
 # valid for minutes longer than boto3's own copy would be at the same instant: a URL signed with
@@ -47,45 +62,8 @@ MAX_EXPIRES_SECONDS: Final = 7 * 24 * 3600  # SigV4's longest query-string lifet
 # timezone-aware clock read), as much as all the rest of the signing.
 CREDENTIALS_TTL_SECONDS: Final = 1.0
 
-_ALGORITHM: Final = "AWS4-HMAC-SHA256"
-_UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
-_SAFE_QUERY: Final = "-_.~"  # botocore's percent_encode: RFC 3986 unreserved characters stay
-_SAFE_KEY: Final = "/~"  # botocore's greedy {Key+} label: slashes stay, as S3 expects
-# botocore drops this Content-Type from a presigned request (it is its own form default), so a
-# URL for it would differ: boto3 signs that one.
-_BOTOCORE_DEFAULT_CONTENT_TYPE: Final = "application/x-www-form-urlencoded; charset=utf-8"
 _PROBE_KEY: Final = "probe/päth with spaces+~%.bin"  # quoting the probe key proves the quoting rule
 _PROBE_UPLOAD_ID: Final = "probe+upload/id=~"
-
-
-@dataclass(frozen=True)
-class _Endpoint:
-    """What boto3's probe URLs say about this client and bucket."""
-
-    base: str  # scheme://netloc/<prefix>, to which the quoted key is appended
-    path_prefix: str  # the path before the key: "/" (virtual-hosted) or "/bucket/" (path style)
-    host: str  # the host header S3 checks the signature with
-    region: str  # the signing region of the credential scope, as boto3's endpoint rules chose it
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """The per-day, per-credentials part of a signature, cached as one immutable value so
-    concurrent threads never see a key of one day with the scope of another."""
-
-    access_key: str
-    secret_key: str
-    token: str | None
-    datestamp: str
-    region: str
-    credential_param: str  # X-Amz-Credential, percent-encoded
-    token_param: str  # X-Amz-Security-Token, percent-encoded (a role's token is ~1 kB to quote)
-    scope: str
-    signing_key: bytes
-
-
-class _Unsupported(Exception):
-    """This call (or this client) is not one the presigner reproduces: boto3 signs it."""
 
 
 class S3Presigner:
@@ -432,64 +410,3 @@ class S3Presigner:
                 return "a probe URL signed here differs from boto3's"
         self._endpoint = endpoint
         return None
-
-
-def _query_value(url: str, name: str) -> str:
-    values = parse_qs(urlsplit(url).query, keep_blank_values=True).get(name, [""])
-    return values[0]
-
-
-def _upload_part_params(bucket: str, key: str, upload_id: str, part_number: int, size: int | None) -> dict[str, Any]:
-    # The order is the URL's: uploadId before partNumber, as S3Storage always asked boto3.
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number}
-    if size is not None:
-        params["ContentLength"] = size
-    return params
-
-
-def _put_object_params(bucket: str, key: str, content_type: str, size: int) -> dict[str, Any]:
-    return {"Bucket": bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*", "ContentLength": size}
-
-
-def _check_common(*, key: str, size: int | None, expires_in: int, allow_no_size: bool) -> None:
-    if type(key) is not str or not key:
-        raise _Unsupported
-    if size is None:
-        if not allow_no_size:
-            raise _Unsupported
-    elif type(size) is not int or size < 0:
-        raise _Unsupported
-    if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_SECONDS:
-        raise _Unsupported
-
-
-def _check_content_type(content_type: str) -> None:
-    """Printable ASCII already in SigV4's trimmed form: what botocore signs verbatim."""
-    if (
-        type(content_type) is not str
-        or not content_type
-        or not content_type.isascii()
-        or not content_type.isprintable()
-        or content_type != " ".join(content_type.split())
-        or content_type == _BOTOCORE_DEFAULT_CONTENT_TYPE
-    ):
-        raise _Unsupported
-
-
-def _host_of(scheme: str, netloc: str) -> str:
-    """The host header botocore signs: lower-case, without user info or the scheme's default port."""
-    host = netloc.rpartition("@")[2].lower()
-    default_port = {"http": ":80", "https": ":443"}.get(scheme)
-    if default_port and host.endswith(default_port):
-        host = host[: -len(default_port)]
-    return host
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.digest(key, message.encode(), "sha256")
-
-
-def _signature(scope: _Scope, timestamp: str, canonical_request: str) -> str:
-    request_hash = sha256(canonical_request.encode()).hexdigest()
-    string_to_sign = f"{_ALGORITHM}\n{timestamp}\n{scope.scope}\n{request_hash}"
-    return hmac.digest(scope.signing_key, string_to_sign.encode(), "sha256").hex()
