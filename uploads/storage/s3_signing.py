@@ -31,23 +31,23 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
 from uploads.storage.sigv4 import (
-    _ALGORITHM,
-    _SAFE_KEY,
-    _SAFE_QUERY,
-    _UNSIGNED_PAYLOAD,
+    ALGORITHM,
     MAX_EXPIRES_SECONDS,
     MAX_PART_NUMBER,
-    _check_common,
-    _check_content_type,
-    _Endpoint,
-    _hmac,
-    _host_of,
-    _put_object_params,
-    _query_value,
-    _Scope,
-    _signature,
-    _Unsupported,
-    _upload_part_params,
+    SAFE_KEY,
+    SAFE_QUERY,
+    UNSIGNED_PAYLOAD,
+    Endpoint,
+    Scope,
+    Unsupported,
+    check_common,
+    check_content_type,
+    hmac_sha256,
+    host_of,
+    put_object_params,
+    query_value,
+    request_signature,
+    upload_part_params,
 )
 
 if TYPE_CHECKING:
@@ -86,12 +86,12 @@ class S3Presigner:
         self.clock = clock
         self.credentials_ttl = credentials_ttl
         self._lock = threading.Lock()
-        self._endpoint: _Endpoint | None = None
+        self._endpoint: Endpoint | None = None
         self._unsupported = False
         # Each cache is one tuple swapped whole: a reader sees either the old value or the new.
         self._credentials: tuple[float, Any] = (float("-inf"), None)
         self._timestamp: tuple[int, str, str] = (-1, "", "")
-        self._scope: _Scope | None = None
+        self._scope: Scope | None = None
         self._quoted_key: tuple[str, str] = ("", "")
         self._quoted_upload_id: tuple[str, str] = ("", "")
         # botocore's region redirector remembers the region S3 names for a bucket in a redirect and
@@ -105,16 +105,16 @@ class S3Presigner:
         """UploadPart, bound to `size` bytes by a signed Content-Length when given."""
         try:
             endpoint = self._ready()
-            _check_common(key=key, size=size, expires_in=expires_in, allow_no_size=True)
+            check_common(key=key, size=size, expires_in=expires_in, allow_no_size=True)
             if type(part_number) is not int or not 1 <= part_number <= MAX_PART_NUMBER:
-                raise _Unsupported
+                raise Unsupported
             return self._sign_upload_part(
                 endpoint, self._amz_date(), key, upload_id, part_number, size, expires_in, self._frozen_credentials()
             )
-        except _Unsupported:
+        except Unsupported:
             return self.client.generate_presigned_url(
                 "upload_part",
-                Params=_upload_part_params(self.bucket, key, upload_id, part_number, size),
+                Params=upload_part_params(self.bucket, key, upload_id, part_number, size),
                 ExpiresIn=expires_in,
             )
 
@@ -123,14 +123,14 @@ class S3Presigner:
         does not exist (If-None-Match: *, signed)."""
         try:
             endpoint = self._ready()
-            _check_common(key=key, size=size, expires_in=expires_in, allow_no_size=False)
-            _check_content_type(content_type)
+            check_common(key=key, size=size, expires_in=expires_in, allow_no_size=False)
+            check_content_type(content_type)
             return self._sign_put_object(
                 endpoint, self._amz_date(), key, content_type, size, expires_in, self._frozen_credentials()
             )
-        except _Unsupported:
+        except Unsupported:
             return self.client.generate_presigned_url(
-                "put_object", Params=_put_object_params(self.bucket, key, content_type, size), ExpiresIn=expires_in
+                "put_object", Params=put_object_params(self.bucket, key, content_type, size), ExpiresIn=expires_in
             )
 
     @property
@@ -138,7 +138,7 @@ class S3Presigner:
         """Whether URLs are signed here (True) or by boto3 (False, after a failed probe)."""
         try:
             self._ready()
-        except _Unsupported:
+        except Unsupported:
             return False
         return True
 
@@ -158,7 +158,7 @@ class S3Presigner:
 
     def _sign_upload_part(
         self,
-        endpoint: _Endpoint,
+        endpoint: Endpoint,
         amz_date: tuple[str, str],
         key: str,
         upload_id: str,
@@ -179,9 +179,9 @@ class S3Presigner:
         )
         canonical = (
             f"PUT\n{endpoint.path_prefix}{path}\n{auth_sorted}&partNumber={part_number}&uploadId={upload_param}\n"
-            f"{header_block}\n{signed_headers}\n{_UNSIGNED_PAYLOAD}"
+            f"{header_block}\n{signed_headers}\n{UNSIGNED_PAYLOAD}"
         )
-        signature = _signature(signing, amz_date[0], canonical)
+        signature = request_signature(signing, amz_date[0], canonical)
         return (
             f"{endpoint.base}{path}?uploadId={upload_param}&partNumber={part_number}&{auth_in_url}"
             f"&X-Amz-Signature={signature}"
@@ -189,7 +189,7 @@ class S3Presigner:
 
     def _sign_put_object(
         self,
-        endpoint: _Endpoint,
+        endpoint: Endpoint,
         amz_date: tuple[str, str],
         key: str,
         content_type: str,
@@ -205,20 +205,20 @@ class S3Presigner:
         canonical = (
             f"PUT\n{endpoint.path_prefix}{path}\n{auth_sorted}\n"
             f"content-length:{size}\ncontent-type:{content_type}\nhost:{endpoint.host}\nif-none-match:*\n"
-            f"\n{signed_headers}\n{_UNSIGNED_PAYLOAD}"
+            f"\n{signed_headers}\n{UNSIGNED_PAYLOAD}"
         )
-        signature = _signature(signing, amz_date[0], canonical)
+        signature = request_signature(signing, amz_date[0], canonical)
         return f"{endpoint.base}{path}?{auth_in_url}&X-Amz-Signature={signature}"
 
     def _auth_params(
-        self, endpoint: _Endpoint, amz_date: tuple[str, str], expires_in: int, signed_headers: str, credentials: Any
-    ) -> tuple[str, str, _Scope]:
+        self, endpoint: Endpoint, amz_date: tuple[str, str], expires_in: int, signed_headers: str, credentials: Any
+    ) -> tuple[str, str, Scope]:
         """The X-Amz-* parameters twice: sorted for the canonical request, and in botocore's
         order for the URL (Security-Token after SignedHeaders there, before it when sorted)."""
         timestamp, datestamp = amz_date
         scope = self._scope_for(endpoint, credentials, datestamp)
         signed_param = signed_headers.replace(";", "%3B")
-        head = f"X-Amz-Algorithm={_ALGORITHM}&X-Amz-Credential={scope.credential_param}&X-Amz-Date={timestamp}"
+        head = f"X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={scope.credential_param}&X-Amz-Date={timestamp}"
         head += f"&X-Amz-Expires={expires_in}"
         if scope.token is None:
             both = f"{head}&X-Amz-SignedHeaders={signed_param}"
@@ -229,7 +229,7 @@ class S3Presigner:
             scope,
         )
 
-    def _scope_for(self, endpoint: _Endpoint, credentials: Any, datestamp: str) -> _Scope:
+    def _scope_for(self, endpoint: Endpoint, credentials: Any, datestamp: str) -> Scope:
         scope = self._scope
         access_key, secret_key, token = credentials.access_key, credentials.secret_key, credentials.token
         if (
@@ -243,14 +243,14 @@ class S3Presigner:
             return scope
         scope_text = f"{datestamp}/{endpoint.region}/s3/aws4_request"
         try:
-            credential_param = quote(f"{access_key}/{scope_text}", safe=_SAFE_QUERY)
-            token_param = "" if token is None else quote(token, safe=_SAFE_QUERY)
-            key = _hmac(f"AWS4{secret_key}".encode(), datestamp)
+            credential_param = quote(f"{access_key}/{scope_text}", safe=SAFE_QUERY)
+            token_param = "" if token is None else quote(token, safe=SAFE_QUERY)
+            key = hmac_sha256(f"AWS4{secret_key}".encode(), datestamp)
         except UnicodeEncodeError as exc:
-            raise _Unsupported from exc
+            raise Unsupported from exc
         for part in (endpoint.region, "s3", "aws4_request"):
-            key = _hmac(key, part)
-        scope = _Scope(
+            key = hmac_sha256(key, part)
+        scope = Scope(
             access_key=access_key,
             secret_key=secret_key,
             token=token,
@@ -271,7 +271,7 @@ class S3Presigner:
         if cached[0] == second:
             return cached[1], cached[2]
         if second < 0:
-            raise _Unsupported
+            raise Unsupported
         timestamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
         self._timestamp = (second, timestamp, timestamp[:8])
         return timestamp, timestamp[:8]
@@ -282,9 +282,9 @@ class S3Presigner:
         if cached[0] == key and key:
             return cached[1]
         try:
-            quoted = quote(key, safe=_SAFE_KEY)
+            quoted = quote(key, safe=SAFE_KEY)
         except UnicodeEncodeError as exc:  # a lone surrogate: boto3 fails its own way
-            raise _Unsupported from exc
+            raise Unsupported from exc
         self._quoted_key = (key, quoted)
         return quoted
 
@@ -293,11 +293,11 @@ class S3Presigner:
         if cached[0] == upload_id and upload_id:
             return cached[1]
         if type(upload_id) is not str or not upload_id:
-            raise _Unsupported
+            raise Unsupported
         try:
-            quoted = quote(upload_id, safe=_SAFE_QUERY)
+            quoted = quote(upload_id, safe=SAFE_QUERY)
         except UnicodeEncodeError as exc:
-            raise _Unsupported from exc
+            raise Unsupported from exc
         self._quoted_upload_id = (upload_id, quoted)
         return quoted
 
@@ -310,31 +310,31 @@ class S3Presigner:
             return frozen
         provider = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
         if provider is None:  # no credentials: boto3 raises NoCredentialsError itself
-            raise _Unsupported
+            raise Unsupported
         frozen = provider.get_frozen_credentials()
         if not isinstance(frozen.access_key, str) or not isinstance(frozen.secret_key, str):
-            raise _Unsupported
+            raise Unsupported
         if frozen.token is not None and not isinstance(frozen.token, str):
-            raise _Unsupported
+            raise Unsupported
         self._credentials = (now + self.credentials_ttl, frozen)
         return frozen
 
     # --- learning the endpoint from boto3 -----------------------------------------------------------
 
-    def _ready(self) -> _Endpoint:
+    def _ready(self) -> Endpoint:
         endpoint = self._endpoint
         if endpoint is not None:
             return endpoint
         if self._unsupported:
-            raise _Unsupported
+            raise Unsupported
         with self._lock:
             if self._endpoint is None and not self._unsupported:
                 try:
                     self._learn()
                 except Exception as exc:  # no credentials yet, say: boto3 raises it in the fallback
-                    raise _Unsupported from exc
+                    raise Unsupported from exc
         if self._endpoint is None:
-            raise _Unsupported
+            raise Unsupported
         return self._endpoint
 
     def _learn(self) -> None:
@@ -358,21 +358,21 @@ class S3Presigner:
         size, expires_in = 1234, 321
         reference = self.client.generate_presigned_url(
             "upload_part",
-            Params=_upload_part_params(self.bucket, _PROBE_KEY, _PROBE_UPLOAD_ID, 7, size),
+            Params=upload_part_params(self.bucket, _PROBE_KEY, _PROBE_UPLOAD_ID, 7, size),
             ExpiresIn=expires_in,
         )
         parts = urlsplit(reference)
-        quoted_key = quote(_PROBE_KEY, safe=_SAFE_KEY)
+        quoted_key = quote(_PROBE_KEY, safe=SAFE_KEY)
         if not parts.path.endswith(quoted_key) or parts.fragment:
             return "the key is not the end of the URL's path, quoted as expected"
-        credential = _query_value(reference, "X-Amz-Credential").split("/")
+        credential = query_value(reference, "X-Amz-Credential").split("/")
         if len(credential) != 5 or credential[3:] != ["s3", "aws4_request"]:
             return "the probe URL is not signed with SigV4 for s3"
         path_prefix = parts.path[: -len(quoted_key)]
-        endpoint = _Endpoint(
+        endpoint = Endpoint(
             base=f"{parts.scheme}://{parts.netloc}{path_prefix}",
             path_prefix=path_prefix,
-            host=_host_of(parts.scheme, parts.netloc),
+            host=host_of(parts.scheme, parts.netloc),
             region=credential[2],
         )
         # Each probe is checked at its own X-Amz-Date: a second may pass between them.
@@ -386,7 +386,7 @@ class S3Presigner:
             (
                 self.client.generate_presigned_url(
                     "upload_part",
-                    Params=_upload_part_params(self.bucket, _PROBE_KEY, _PROBE_UPLOAD_ID, MAX_PART_NUMBER, None),
+                    Params=upload_part_params(self.bucket, _PROBE_KEY, _PROBE_UPLOAD_ID, MAX_PART_NUMBER, None),
                     ExpiresIn=MAX_EXPIRES_SECONDS,
                 ),
                 lambda d: self._sign_upload_part(
@@ -396,16 +396,16 @@ class S3Presigner:
             (
                 self.client.generate_presigned_url(
                     "put_object",
-                    Params=_put_object_params(self.bucket, _PROBE_KEY, "image/jpeg", size),
+                    Params=put_object_params(self.bucket, _PROBE_KEY, "image/jpeg", size),
                     ExpiresIn=expires_in,
                 ),
                 lambda d: self._sign_put_object(endpoint, d, _PROBE_KEY, "image/jpeg", size, expires_in, credentials),
             ),
         ]
         for url, sign in probes:
-            if not _query_value(url, "X-Amz-Credential").startswith(f"{credentials.access_key}/"):
+            if not query_value(url, "X-Amz-Credential").startswith(f"{credentials.access_key}/"):
                 return "credentials changed"
-            stamp = _query_value(url, "X-Amz-Date")
+            stamp = query_value(url, "X-Amz-Date")
             if len(stamp) != 16 or sign((stamp, stamp[:8])) != url:
                 return "a probe URL signed here differs from boto3's"
         self._endpoint = endpoint

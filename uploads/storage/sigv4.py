@@ -12,17 +12,17 @@ from urllib.parse import parse_qs, urlsplit
 MAX_PART_NUMBER: Final = 10_000  # S3's range; boto3 would sign any integer
 MAX_EXPIRES_SECONDS: Final = 7 * 24 * 3600  # SigV4's longest query-string lifetime
 
-_ALGORITHM: Final = "AWS4-HMAC-SHA256"
-_UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
-_SAFE_QUERY: Final = "-_.~"  # botocore's percent_encode: RFC 3986 unreserved characters stay
-_SAFE_KEY: Final = "/~"  # botocore's greedy {Key+} label: slashes stay, as S3 expects
+ALGORITHM: Final = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
+SAFE_QUERY: Final = "-_.~"  # botocore's percent_encode: RFC 3986 unreserved characters stay
+SAFE_KEY: Final = "/~"  # botocore's greedy {Key+} label: slashes stay, as S3 expects
 # botocore drops this Content-Type from a presigned request (it is its own form default), so a
 # URL for it would differ: boto3 signs that one.
 _BOTOCORE_DEFAULT_CONTENT_TYPE: Final = "application/x-www-form-urlencoded; charset=utf-8"
 
 
 @dataclass(frozen=True)
-class _Endpoint:
+class Endpoint:
     """What boto3's probe URLs say about this client and bucket."""
 
     base: str  # scheme://netloc/<prefix>, to which the quoted key is appended
@@ -32,7 +32,7 @@ class _Endpoint:
 
 
 @dataclass(frozen=True)
-class _Scope:
+class Scope:
     """The per-day, per-credentials part of a signature, cached as one immutable value so
     concurrent threads never see a key of one day with the scope of another."""
 
@@ -47,16 +47,16 @@ class _Scope:
     signing_key: bytes
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """This call (or this client) is not one the presigner reproduces: boto3 signs it."""
 
 
-def _query_value(url: str, name: str) -> str:
+def query_value(url: str, name: str) -> str:
     values = parse_qs(urlsplit(url).query, keep_blank_values=True).get(name, [""])
     return values[0]
 
 
-def _upload_part_params(bucket: str, key: str, upload_id: str, part_number: int, size: int | None) -> dict[str, Any]:
+def upload_part_params(bucket: str, key: str, upload_id: str, part_number: int, size: int | None) -> dict[str, Any]:
     # The order is the URL's: uploadId before partNumber, as S3Storage always asked boto3.
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number}
     if size is not None:
@@ -64,23 +64,23 @@ def _upload_part_params(bucket: str, key: str, upload_id: str, part_number: int,
     return params
 
 
-def _put_object_params(bucket: str, key: str, content_type: str, size: int) -> dict[str, Any]:
+def put_object_params(bucket: str, key: str, content_type: str, size: int) -> dict[str, Any]:
     return {"Bucket": bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*", "ContentLength": size}
 
 
-def _check_common(*, key: str, size: int | None, expires_in: int, allow_no_size: bool) -> None:
+def check_common(*, key: str, size: int | None, expires_in: int, allow_no_size: bool) -> None:
     if type(key) is not str or not key:
-        raise _Unsupported
+        raise Unsupported
     if size is None:
         if not allow_no_size:
-            raise _Unsupported
+            raise Unsupported
     elif type(size) is not int or size < 0:
-        raise _Unsupported
+        raise Unsupported
     if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_SECONDS:
-        raise _Unsupported
+        raise Unsupported
 
 
-def _check_content_type(content_type: str) -> None:
+def check_content_type(content_type: str) -> None:
     """Printable ASCII already in SigV4's trimmed form: what botocore signs verbatim."""
     if (
         type(content_type) is not str
@@ -90,10 +90,10 @@ def _check_content_type(content_type: str) -> None:
         or content_type != " ".join(content_type.split())
         or content_type == _BOTOCORE_DEFAULT_CONTENT_TYPE
     ):
-        raise _Unsupported
+        raise Unsupported
 
 
-def _host_of(scheme: str, netloc: str) -> str:
+def host_of(scheme: str, netloc: str) -> str:
     """The host header botocore signs: lower-case, without user info or the scheme's default port."""
     host = netloc.rpartition("@")[2].lower()
     default_port = {"http": ":80", "https": ":443"}.get(scheme)
@@ -102,11 +102,11 @@ def _host_of(scheme: str, netloc: str) -> str:
     return host
 
 
-def _hmac(key: bytes, message: str) -> bytes:
+def hmac_sha256(key: bytes, message: str) -> bytes:
     return hmac.digest(key, message.encode(), "sha256")
 
 
-def _signature(scope: _Scope, timestamp: str, canonical_request: str) -> str:
+def request_signature(scope: Scope, timestamp: str, canonical_request: str) -> str:
     request_hash = sha256(canonical_request.encode()).hexdigest()
-    string_to_sign = f"{_ALGORITHM}\n{timestamp}\n{scope.scope}\n{request_hash}"
+    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope.scope}\n{request_hash}"
     return hmac.digest(scope.signing_key, string_to_sign.encode(), "sha256").hex()
