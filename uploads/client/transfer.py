@@ -10,31 +10,21 @@ stored for a moment, but never completed."""
 import logging
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from uploads.client.errors import INTEGRITY, NETWORK, UNEXPECTED_RESPONSE, CatalogError
-from uploads.client.files import Fingerprint, PartReader, bare_etag, file_changed, md5_of_range, multipart_etag
-from uploads.client.http import Transport, retry_after_seconds, storage_error
+from uploads.client.errors import INTEGRITY, UNEXPECTED_RESPONSE, CatalogError
+from uploads.client.files import Fingerprint, bare_etag, file_changed, md5_of_range, multipart_etag
+from uploads.client.http import Transport
 from uploads.client.parts import SIGN_BATCH, PartSigner, ProgressNotes, SignedUrl
 from uploads.client.results import FileProgress, ProgressCallback, UploadResult
+from uploads.client.sending import PartSender, Stopped, StoredOtherBytes
 from uploads.client.state import FileState
 
 logger = logging.getLogger("uploads.client")
-
-
-class Stopped(Exception):
-    """Another worker failed; this one stops between parts."""
-
-
-class StoredOtherBytes(Exception):
-    """A create-only object was stored with other bytes than were sent."""
 
 
 class AlreadyStored(Exception):
@@ -59,13 +49,11 @@ class FileUpload:
         self.concurrency = max(1, concurrency)
         self.policy = transport.policy
         self.on_progress = on_progress
-        self.parts_sent = 0
         self.parts_resumed = 0
-        self.mismatches = 0  # PUTs whose ETag showed other bytes than were read: sent again
         self._done = 0
         self._total = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self.sender = PartSender(transport, path, self._advance)
         self._plan: dict[str, Any] = {}
         self._foreign = False
 
@@ -109,7 +97,7 @@ class FileUpload:
             raise CatalogError(
                 f"Storage did not keep the bytes of {self.path} after {self.policy.retries + 1} attempts.",
                 code=INTEGRITY,
-                details={"path": str(self.path), "mismatches": self.mismatches},
+                details={"path": str(self.path), "mismatches": self.sender.mismatches},
             )
         finally:
             os.close(fd)
@@ -196,7 +184,7 @@ class FileUpload:
                 self.parts_resumed = 1
                 self._advance(state.size)
                 return self._complete(state, fd, {1: md5})
-            self.mismatches += 1
+            self.sender.mismatches += 1
             self._abort_quietly(state.media_id)  # its URL is create-only: a new upload takes the bytes
             return None
         url = SignedUrl.from_api(progress["pendingPartUrls"][0])
@@ -218,7 +206,7 @@ class FileUpload:
             current[0] = None
 
         try:
-            md5 = self._put_with_retries(1, fd, 0, state.size, url_for, forget, create_only=True)
+            md5 = self.sender.put(1, fd, 0, state.size, url_for, forget, create_only=True)
         except AlreadyStored:
             md5 = None
         except StoredOtherBytes:
@@ -247,7 +235,7 @@ class FileUpload:
         raise CatalogError(
             f"Storage did not keep the bytes of {self.path} after {self.policy.retries + 1} attempts.",
             code=INTEGRITY,
-            details={"path": str(self.path), "parts": pending, "mismatches": self.mismatches},
+            details={"path": str(self.path), "parts": pending, "mismatches": self.sender.mismatches},
         )
 
     def _send_parts(self, state: FileState, fd: int, pending: list[int], urls: dict[int, SignedUrl]) -> dict[int, str]:
@@ -256,10 +244,10 @@ class FileUpload:
         remaining = deque(pending)
         sent: dict[int, str] = {}
         errors: list[BaseException] = []
-        self._stop.clear()
+        self.sender.stop.clear()
 
         def work() -> None:
-            while not self._stop.is_set():
+            while not self.sender.stop.is_set():
                 with self._lock:
                     if not remaining:
                         return
@@ -270,7 +258,7 @@ class FileUpload:
                     return
                 except BaseException as exc:  # handed to the main thread, which raises it
                     errors.append(exc)
-                    self._stop.set()
+                    self.sender.stop.set()
                     return
 
         workers = [threading.Thread(target=work, daemon=True) for _ in range(min(self.concurrency, len(pending)))]
@@ -281,7 +269,7 @@ class FileUpload:
                 while worker.is_alive():
                     worker.join(0.2)  # short waits, so Ctrl-C reaches this thread at once
         except BaseException:
-            self._stop.set()  # the daemon workers end with the process; storage keeps their parts
+            self.sender.stop.set()  # the daemon workers end with the process; storage keeps their parts
             raise
         finally:
             notes.close()
@@ -293,7 +281,7 @@ class FileUpload:
         assert state.part_size is not None
         offset = (n - 1) * state.part_size
         size = min(state.part_size, state.size - offset)
-        md5 = self._put_with_retries(n, fd, offset, size, partial(signer.url_for, n), partial(signer.forget, n))
+        md5 = self.sender.put(n, fd, offset, size, partial(signer.url_for, n), partial(signer.forget, n))
         if md5 is None:  # part URLs are not create-only: storage never answers them 412
             raise CatalogError(f"Storage refused part {n} as already there.", code=UNEXPECTED_RESPONSE, status=412)
         notes.add(n, md5, size)
@@ -310,75 +298,6 @@ class FileUpload:
         for n in wrong:
             known.pop(n, None)
         return wrong
-
-    # --- one PUT, retried ---------------------------------------------------------------------
-    def _put_with_retries(
-        self,
-        part_number: int,
-        fd: int,
-        offset: int,
-        length: int,
-        url_for: Callable[[], SignedUrl],
-        forget: Callable[[], None],
-        *,
-        create_only: bool = False,
-    ) -> str | None:
-        """The MD5 of the bytes storage confirmed with a matching ETag; None when a create-only
-        URL found its object already there (412). A create-only URL cannot replace the wrong
-        bytes it stored, so a mismatch there raises StoredOtherBytes instead of trying again."""
-        resigned = 0
-        attempt = 0
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            url = url_for()
-            reader = PartReader(fd, self.path, offset, length, self._advance)
-            retry_after = None
-            try:
-                response = self.transport.put(url.url, url.headers, reader)
-            except requests.RequestException as exc:
-                error = CatalogError(f"No answer from storage for part {part_number}: {exc}", code=NETWORK)
-            else:
-                if response.status_code == 200:
-                    md5 = reader.hexdigest()
-                    stored = bare_etag(response.headers.get("ETag"))
-                    if stored == md5:
-                        with self._lock:
-                            self.parts_sent += 1
-                        return md5
-                    with self._lock:
-                        self.mismatches += 1
-                    logger.warning(
-                        "part %s of %s: storage's ETag %s is not the MD5 sent, %s", part_number, self.path, stored, md5
-                    )
-                    error = CatalogError(
-                        f"Storage holds other bytes for part {part_number} than were sent.",
-                        code=INTEGRITY,
-                        details={"partNumber": part_number, "etag": stored, "md5": md5},
-                    )
-                    if create_only:
-                        self._advance(-reader.sent)
-                        raise StoredOtherBytes
-                elif response.status_code == 412:
-                    self._advance(-reader.sent)
-                    return None
-                elif response.status_code == 403 and resigned < self.policy.retries:
-                    # Expired (a long stall, a sleeping laptop) or refused as signed: a fresh URL.
-                    self._advance(-reader.sent)
-                    forget()
-                    resigned += 1
-                    continue
-                else:
-                    error = storage_error(response)
-                    retry_after = retry_after_seconds(response)
-                    if not error.retryable:
-                        self._advance(-reader.sent)
-                        raise error
-            self._advance(-reader.sent)
-            if attempt >= self.policy.retries:
-                raise error
-            time.sleep(self.policy.delay(attempt, retry_after))
-            attempt += 1
 
     # --- completing -----------------------------------------------------------------------------
     def _complete(self, state: FileState, fd: int, known: dict[int, str]) -> UploadResult:
@@ -408,7 +327,7 @@ class FileUpload:
             size=state.size,
             etag=str(done["etag"]),  # as the portal and S3 give it, quoted
             parts_total=state.num_parts or 1,
-            parts_sent=self.parts_sent,
+            parts_sent=self.sender.sent,
             parts_resumed=self.parts_resumed,
         )
 
