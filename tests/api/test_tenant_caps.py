@@ -21,6 +21,7 @@ from tests.helpers import (
     assert_error,
     create_upload,
     initiate,
+    media_row,
     row_counts,
     stored_files,
     superuser_client,
@@ -29,7 +30,7 @@ from uploads import services
 from uploads.errors import QuotaExceeded
 from uploads.models import MediaUpload, Submission
 from uploads.services import sweep_expired
-from uploads.services.caps import tenant_in_flight
+from uploads.services.caps import InFlight, tenant_in_flight
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +105,29 @@ def test_another_tenants_open_uploads_do_not_count(api: APIClient, tenant: Tenan
     assert start(api, PHOTO, fileSize=10).status_code == 201
     assert tenant_in_flight(tenant=tenant).open_uploads == 1
     assert tenant_in_flight(tenant=longer).open_uploads == 1
+
+
+# Tenant ids whose keys sort right around "tenant_a/": before it ('-' < '/'), at the first key
+# past its prefix ("tenant_a0"), after it, and shorter ones of which it is an extension.
+NEIGHBOURS = ("tenant_a-eu", "tenant_a0", "tenant_a_b", "tenant_", "tenant", "tenant_b")
+
+
+def test_the_open_uploads_cap_counts_the_tenants_own_files_and_no_neighbours(api: APIClient, tenant: Tenant) -> None:
+    for tenant_id in NEIGHBOURS:
+        neighbour = Tenant.objects.create(id=tenant_id, name=tenant_id)
+        submission = Submission.objects.create(tenant=neighbour, artisan_id="art_1")
+        media_row(submission, "photo")
+        media_row(submission, "audio")
+    set_caps(tenant, max_open_uploads=3)
+    assert start(api, PHOTO, fileSize=10).status_code == 201
+    assert start(api, AUDIO, fileSize=20, artisanId="art_2").status_code == 201
+    assert start(api, PHOTO, fileSize=30).status_code == 201
+    assert_quota(start(api, PHOTO, fileSize=10), "maxOpenUploads", 3, 3)
+    assert tenant_in_flight(tenant=tenant) == InFlight(open_uploads=3, reserved_bytes=60)
+    for tenant_id in NEIGHBOURS:
+        assert tenant_in_flight(tenant=Tenant.objects.get(pk=tenant_id)) == InFlight(
+            open_uploads=2, reserved_bytes=10_000
+        )
 
 
 def test_reserved_bytes_count_declared_sizes_up_to_the_cap_exactly(api: APIClient, tenant: Tenant) -> None:
@@ -240,3 +264,22 @@ def test_concurrent_additions_to_one_submission_never_pass_its_files_cap(tenant:
     statuses = _at_once(8, lambda i: start(clients[i], AUDIO, fileSize=100, trackingId=tracking_id))
     assert statuses == [201] * 2 + [409] * 6
     assert MediaUpload.objects.filter(submission__tracking_id=tracking_id).count() == 3
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="SQLite's plan; PostgreSQL's is in tests/unit/test_query_plans.py"
+)
+def test_on_sqlite_the_open_uploads_count_reads_the_tenants_by_their_index(tenant: Tenant) -> None:
+    sent: list[tuple[str, Any]] = []
+
+    def keep(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        tenant_in_flight(tenant=tenant)
+    [(sql, params)] = sent
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)  # the statement as sent, its parameters bound
+        plan = [row[-1] for row in cursor.fetchall()]
+    assert plan == ["SEARCH uploads_mediaupload USING INDEX uploads_media_open_by_tenant (<expr>=? AND expires_at>?)"]

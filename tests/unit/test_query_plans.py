@@ -1,6 +1,6 @@
 """The hot queries read their rows through an index on PostgreSQL: the API key by its hash, the
 submission by tracking id and its files by submission, the file by media id, a file's parts,
-the outbox claim and the count of a tenant's open uploads.
+the outbox claim and the count of a tenant's open uploads (its own, not every tenant's).
 
 Honest plans need honest tables. The module seeds thousands of rows (submissions and files in
 every stage with the seeding command, parts, sent outbox messages, API keys, two tenants),
@@ -268,10 +268,33 @@ def test_one_topics_claim_does_not_walk_another_topics_backlog(tenant: Tenant) -
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes(plan)) == 0, json.dumps(plan, indent=1)
 
 
-def test_a_tenants_open_uploads_are_counted_by_status(tenant: Tenant) -> None:
-    statements = captured(lambda: tenant_in_flight(tenant=tenant))
-    assert_read_by_index(statements, "uploads_mediaupload", "status")
+def test_a_tenants_open_uploads_are_counted_without_reading_another_tenants(tenant: Tenant) -> None:
+    """The cap's count at initiate reads the tenant's own open files and no other row, by the
+    tenant of their keys, however many the other tenant has open (5,000 here, beside a few)."""
+    other = Submission.objects.filter(tenant_id=TENANTS[1]).order_by("pk").first()
+    assert other is not None
+    MediaUpload.objects.bulk_create(
+        MediaUpload(
+            submission=other,
+            kind="photo",
+            content_type="image/jpeg",
+            declared_size=100,
+            object_key=f"{TENANTS[1]}/art_open/{other.tracking_id}/med_{n:024x}.jpg",
+            strategy=Strategy.SINGLE,
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+        for n in range(5_000)
+    )
+    _analyze()
+    now = timezone.now()
+    statements = captured(lambda: tenant_in_flight(tenant=tenant, now=now))
+    assert_read_by_index(statements, "uploads_mediaupload", "object_key")
     assert_no_sequential_scan_of_a_growing_table(statements)
+    plan = plan_of(statements[-1], analyze=True)
+    read = [node for node in nodes(plan) if node.get("Relation Name") == "uploads_mediaupload"]
+    assert sum(node["Actual Rows"] + node.get("Rows Removed by Filter", 0) for node in read) == (
+        tenant_in_flight(tenant=tenant, now=now).open_uploads
+    ), json.dumps(plan, indent=1)
 
 
 def test_the_other_tenants_rows_are_there_too(tenant: Tenant) -> None:

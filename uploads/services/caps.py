@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 from uploads.errors import QuotaExceeded
-from uploads.models import MediaKind, MediaStatus, MediaUpload
+from uploads.models import KeyTenant, MediaKind, MediaStatus, MediaUpload
 
 CLOSED_FILE = (MediaStatus.ABORTED, MediaStatus.EXPIRED)
 
@@ -66,25 +66,28 @@ def tenant_in_flight(*, tenant: Tenant, now: datetime | None = None) -> InFlight
     owns, so no join with submissions is needed. A join's plan depends on fresh statistics, and
     on a table grown since its last ANALYZE (a new deployment, a load test) PostgreSQL chose a
     nested loop comparing every pending file with every submission of the tenant: 270 ms at
-    1,000 of each, under the tenant's lock. A pending file of a submission that has just expired
-    counts until the sweep closes it, in the same run."""
+    1,000 of each, under the tenant's lock. It reads the tenant's open files alone, by the index
+    uploads_media_open_by_tenant (pending files by their key's tenant and expiry), however many
+    other tenants have open; by status and expiry it read every tenant's open files and dropped
+    the others' by key prefix. A pending file of a submission that has just expired counts until
+    the sweep closes it, in the same run."""
     limits = _kind_limits(tenant)
     undeclared = Case(
         When(kind=MediaKind.PHOTO, then=Value(limits[MediaKind.PHOTO])),
         default=Value(limits[MediaKind.AUDIO]),
         output_field=BigIntegerField(),
     )
-    figures = MediaUpload.objects.filter(
-        status=MediaStatus.PENDING,
-        expires_at__gt=now or timezone.now(),
-        object_key__startswith=f"{tenant.id}/",
-    ).aggregate(
-        open_uploads=Count("pk"),
-        reserved_bytes=Coalesce(
-            Sum(Coalesce("declared_size", undeclared), output_field=BigIntegerField()),
-            Value(0),
-            output_field=BigIntegerField(),
-        ),
+    figures = (
+        MediaUpload.objects.alias(key_tenant=KeyTenant("object_key"))
+        .filter(key_tenant=tenant.id, status=MediaStatus.PENDING, expires_at__gt=now or timezone.now())
+        .aggregate(
+            open_uploads=Count("pk"),
+            reserved_bytes=Coalesce(
+                Sum(Coalesce("declared_size", undeclared), output_field=BigIntegerField()),
+                Value(0),
+                output_field=BigIntegerField(),
+            ),
+        )
     )
     return InFlight(open_uploads=figures["open_uploads"], reserved_bytes=int(figures["reserved_bytes"]))
 
