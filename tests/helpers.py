@@ -249,6 +249,14 @@ def media_row(
     return media
 
 
+def store_parts_directly(media: MediaUpload, chunks: Sequence[bytes], first: int = 1) -> None:
+    """Writes parts where the local backend keeps them (`multipart/<uploadId>/<NNNNN>.<md5>`,
+    see uploads.storage.local), skipping thousands of HTTP round trips and fsyncs."""
+    directory = Path(settings.UPLOADS_LOCAL_ROOT) / "multipart" / media.multipart_upload_id
+    for number, chunk in enumerate(chunks, start=first):
+        (directory / f"{number:05d}.{hashlib.md5(chunk).hexdigest()}").write_bytes(chunk)
+
+
 def record_parts(media: MediaUpload, first: int, last: int) -> None:
     """Parts first..last as a client would have recorded them, in bulk, with the file's counters."""
     UploadPart.objects.bulk_create(

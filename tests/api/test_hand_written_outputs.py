@@ -1,11 +1,13 @@
-"""The status GET and part signing answer with bodies written by hand (uploads/api/outputs.py)
-and check the part numbers by hand (uploads/api/inputs.py), for speed. The serializers remain
+"""The status GET, part signing and the resume GET answer with bodies written by hand
+(uploads/api/outputs.py) and part signing checks the part numbers by hand (uploads/api/inputs.py),
+for speed. The serializers remain
 the contract: for the same objects, each hand-written function gives exactly what its serializer
 gives (keys, values, types and order), and the input check accepts exactly what the serializer
 accepts, with the same data, or leaves the refusal to the serializer itself."""
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +20,26 @@ from rest_framework.request import Request
 from rest_framework.test import APIClient
 
 from tenants.models import Tenant
-from tests.helpers import create_upload, media_row
+from tests.api.openapi import assert_matches_schema
+from tests.conftest import put_bytes
+from tests.helpers import (
+    MULTIPART_SIZE,
+    PHOTO,
+    create_upload,
+    media_row,
+    payload,
+    split,
+    store_parts_directly,
+    upload_multipart,
+)
 from uploads import selectors
 from uploads.api import serializers as io
 from uploads.api.inputs import sign_parts_input
-from uploads.api.outputs import signed_parts_output, status_output
+from uploads.api.outputs import progress_output, signed_parts_output, status_output
 from uploads.errors import DomainError, NotFound
 from uploads.models import MediaUpload, Stage, Submission
 from uploads.services.media import SignedPart, media_sign_parts
+from uploads.services.progress import media_progress
 from uploads.storage.base import SignedRequest
 
 pytestmark = pytest.mark.django_db
@@ -292,3 +306,87 @@ def test_signing_ten_parts_is_one_query(api: APIClient, django_assert_num_querie
     with django_assert_num_queries(1):
         response = api.post(path, {"partNumbers": [1, 2, 3, 4, 5]}, format="json")
     assert response.status_code == 200 and len(response.json()["parts"]) == 5
+
+
+# --- resume -------------------------------------------------------------------------------------
+TINY_PART = 16  # with the minimum part size lowered to it, 10,000 parts are quick to store
+
+
+def new_upload(api: APIClient, *, parts: int = 5, stored: Iterable[int] = (), wrong_size: Iterable[int] = ()) -> str:
+    """A multipart upload of `parts` tiny parts, the `stored` ones at storage, the `wrong_size`
+    ones too but a byte short (storage holds them; they do not count)."""
+    data = payload(parts * TINY_PART, seed=parts)
+    media_id = create_upload(api, file_size=len(data), part_size=TINY_PART)["mediaId"]
+    media = MediaUpload.objects.get(media_id=media_id)
+    chunks = split(data, TINY_PART)
+    for number in stored:
+        store_parts_directly(media, [chunks[number - 1]], first=number)
+    for number in wrong_size:
+        store_parts_directly(media, [chunks[number - 1][:-1]], first=number)
+    return media_id
+
+
+def single_put(api: APIClient, *, sent: bool) -> str:
+    created = create_upload(api, content_type="image/jpeg", file_size=len(PHOTO))
+    if sent:
+        assert put_bytes(created["uploadUrl"], PHOTO, created["headers"]).status_code == 200
+    return str(created["mediaId"])
+
+
+def without_plan(api: APIClient) -> str:
+    media_id = new_upload(api, stored=[2, 3])
+    MediaUpload.objects.filter(media_id=media_id).update(declared_size=None, part_size=None, part_count=None)
+    return media_id
+
+
+def finished(api: APIClient) -> str:
+    media_id = str(upload_multipart(api, payload(MULTIPART_SIZE, seed=3))["mediaId"])
+    assert api.post(f"/v1/catalog/uploads/{media_id}/complete").status_code == 200
+    return media_id
+
+
+def aborted(api: APIClient) -> str:
+    media_id = new_upload(api, stored=[1])
+    assert api.delete(f"/v1/catalog/uploads/{media_id}").status_code == 200
+    return media_id
+
+
+UPLOADS: dict[str, Callable[[APIClient], str]] = {
+    "no part stored": lambda api: new_upload(api),
+    "gaps and a part of the wrong size": lambda api: new_upload(api, stored=[1, 3, 5], wrong_size=[4]),
+    "every part of 10,000": lambda api: new_upload(api, parts=10_000, stored=range(1, 10_001)),
+    "every other part of 10,000": lambda api: new_upload(api, parts=10_000, stored=range(2, 10_001, 2)),
+    "single PUT, not sent": lambda api: single_put(api, sent=False),
+    "single PUT, sent": lambda api: single_put(api, sent=True),
+    "multipart without a plan": without_plan,
+    "finished": finished,
+    "aborted": aborted,
+}
+
+
+@pytest.mark.parametrize("urls", [0, 3])
+@pytest.mark.parametrize("upload", UPLOADS)
+def test_resume_is_the_serializers_for_every_kind_of_upload(
+    api: APIClient, settings: Any, upload: str, urls: int
+) -> None:
+    settings.UPLOADS_MIN_PART_SIZE = TINY_PART
+    settings.ALLOWED_HOSTS = ["testserver", "uploads.example.com"]
+    media = MediaUpload.objects.select_related("submission").get(media_id=UPLOADS[upload](api))
+    progress = media_progress(media=media, sign_pending=urls)
+    path = f"/v1/catalog/uploads/{media.media_id}"
+    for request in (
+        Request(RequestFactory().get(path)),
+        Request(RequestFactory().get(path, secure=True, HTTP_HOST="uploads.example.com:8443")),
+    ):
+        serialized = dict(io.ProgressOutput(progress, context={"request": request}).data)
+        assert exactly(progress_output(progress, request)) == exactly(serialized)
+
+
+def test_resume_answers_what_the_hand_written_body_says(api: APIClient, settings: Any) -> None:
+    settings.UPLOADS_MIN_PART_SIZE = TINY_PART
+    media_id = new_upload(api, parts=7, stored=[1, 2, 6])
+    response = api.get(f"/v1/catalog/uploads/{media_id}?urls=2")
+    assert_matches_schema(response, "/v1/catalog/uploads/{media_id}", "get")
+    body = response.json()
+    assert [p["partNumber"] for p in body["completedParts"]] == [1, 2, 6]
+    assert (body["pendingParts"], [p["partNumber"] for p in body["pendingPartUrls"]]) == ([3, 4, 5, 7], [3, 4])

@@ -1,15 +1,12 @@
 """The number of queries per request does not grow with the number of parts: the same bound
 holds at 10 parts and at 2,000."""
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.helpers import create_upload, payload, quoted_md5, split
+from tests.helpers import create_upload, payload, quoted_md5, split, store_parts_directly
 from uploads.models import MediaUpload, UploadPart
 from uploads.storage import get_storage
 
@@ -25,14 +22,6 @@ MAX_QUERIES = {
     "record": 13,  # the first part moves the submission to "uploading"; each one is a sign of life for triage
     "complete": 12,  # the file finishing is a sign of life for triage (one UPDATE)
 }
-
-
-def store_parts_directly(media: MediaUpload, chunks: list[bytes]) -> None:
-    """Writes parts where the local backend keeps them (`multipart/<uploadId>/<NNNNN>.<md5>`,
-    see uploads.storage.local), skipping thousands of HTTP round trips and fsyncs."""
-    directory = Path(settings.UPLOADS_LOCAL_ROOT) / "multipart" / media.multipart_upload_id
-    for number, chunk in enumerate(chunks, start=1):
-        (directory / f"{number:05d}.{hashlib.md5(chunk).hexdigest()}").write_bytes(chunk)
 
 
 @pytest.fixture(params=[10, 2_000], ids=lambda n: f"{n}-parts")

@@ -130,7 +130,7 @@ class UploadViewSet(viewsets.ViewSet):
         query = _validated(io.ProgressQuery, request.query_params)
         media = selectors.media_get(tenant=_tenant(request), media_id=media_id, artisan_id=_artisan(request))
         progress = services.media_progress(media=media, sign_pending=query["urls"])
-        return Response(io.ProgressOutput(progress, context={"request": request}).data)
+        return Response(outputs.progress_output(progress, request))  # = io.ProgressOutput(...).data
 
     @extend_schema(responses={200: io.MediaAbortOutput, **ERRORS})
     def destroy(self, request: Request, media_id: str) -> Response:
