@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.exceptions import domain_error_response, error_body, method_not_allowed_response
+from portal.gunicorn_body import socket_body
 from uploads.errors import CrossSiteRefused, DomainError, InvalidInput, NotFound, StorageUnavailable
 from uploads.storage import LocalStorage, StorageError, StoredObject, UploadNotFound, get_storage
 from uploads.storage.local import IncomingObject
@@ -168,7 +169,7 @@ def _receive(request: HttpRequest, token: str) -> str:
     try:
         return storage.receive_put(
             token=token,
-            body=request,
+            body=socket_body(request) or request,
             content_length=content_length,
             content_type=request.content_type or "",
             if_none_match=request.headers.get("If-None-Match"),

@@ -29,7 +29,7 @@ class HashedTempFile:
         fd = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600: stored bytes are private
         self._out: IO[bytes] | None = os.fdopen(fd, "wb")
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         assert self._out is not None
         self._out.write(chunk)
         self._md5.update(chunk)
@@ -89,7 +89,7 @@ def locked(path: Path) -> Iterator[None]:
             os.close(fd)  # releases the flock
 
 
-def write_at(fd: int, data: bytes, offset: int) -> None:
+def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
     """All of `data` at `offset` (a pwrite may write less than asked, on a signal or a full disk)."""
     view = memoryview(data)
     while view:
