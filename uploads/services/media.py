@@ -237,20 +237,12 @@ def media_sign_parts(*, media: MediaUpload, part_numbers: Sequence[int]) -> list
         )
     remaining = int((media.expires_at - timezone.now()).total_seconds())
     expires_in = max(1, min(settings.UPLOADS_PART_URL_EXPIRY_SECONDS, remaining))
-    storage = get_storage()
+    parts = [(n, plan.size_of(n) if plan else None) for n in part_numbers]
+    signed = get_storage().presign_parts(
+        key=media.object_key, upload_id=media.multipart_upload_id, parts=parts, expires_in=expires_in
+    )
     return [
-        SignedPart(
-            part_number=n,
-            size=plan.size_of(n) if plan else None,
-            request=storage.presign_part(
-                key=media.object_key,
-                upload_id=media.multipart_upload_id,
-                part_number=n,
-                size=plan.size_of(n) if plan else None,
-                expires_in=expires_in,
-            ),
-        )
-        for n in part_numbers
+        SignedPart(part_number=n, size=size, request=request) for (n, size), request in zip(parts, signed, strict=True)
     ]
 
 

@@ -89,6 +89,13 @@ class StorageBackend(Protocol):
         size); the parts are then checked at completion instead."""
         ...
 
+    def presign_parts(
+        self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
+    ) -> list[SignedRequest]:
+        """presign_part for each (part number, size) of `parts`, in their order: one batch of a
+        client's request, so what every URL shares is worked out once."""
+        ...
+
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         """Every part storage holds, all pages, ordered by part number. Raises UploadNotFound."""
         ...

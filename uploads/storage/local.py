@@ -35,7 +35,7 @@ from uploads.storage.base import (
 )
 from uploads.storage.files import HashedTempFile, locked, sync_dir, write_json_atomic
 from uploads.storage.local_parts import Readable, UploadGate, assemble, body_blocks, multipart_etag, receive_part
-from uploads.storage.local_signing import PostPolicy, sign_get, sign_post, sign_put, verify_put
+from uploads.storage.local_signing import PostPolicy, sign_get, sign_parts, sign_post, sign_put, verify_put
 
 
 class LocalStorage:
@@ -63,8 +63,13 @@ class LocalStorage:
     def presign_part(
         self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
     ) -> SignedRequest:
+        return self.presign_parts(key=key, upload_id=upload_id, parts=[(part_number, size)], expires_in=expires_in)[0]
+
+    def presign_parts(
+        self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
+    ) -> list[SignedRequest]:
         # size None: any part up to 5 GiB, as S3 allows a part URL signed without ContentLength.
-        return sign_put({"k": key, "u": upload_id, "n": part_number, "s": size}, expires_in, {})
+        return sign_parts(key=key, upload_id=upload_id, parts=parts, expires_in=expires_in)
 
     def presign_post(self, *, key: str, content_type: str, max_bytes: int, expires_in: int) -> SignedPost:
         return sign_post(key=key, content_type=content_type, max_bytes=max_bytes, expires_in=expires_in)

@@ -9,7 +9,7 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,58 +55,70 @@ def sign_put(claims: dict[str, Any], expires_in: int, headers: dict[str, str]) -
     )
 
 
-_compact_json = json.JSONEncoder(separators=(",", ":"))
+_compact_json = json.JSONEncoder(separators=(",", ":"))  # signing.JSONSerializer's
 _json_string = json.encoder.encode_basestring_ascii  # what that encoder writes for a str
 _macs: dict[tuple[str, str], "hmac.HMAC"] = {}
-_timestamp: tuple[int, str] = (0, "0")  # the last second's base62, shared by a batch of tokens
-
-
-def _part_claims_json(claims: dict[str, Any]) -> str:
-    """`_compact_json.encode(claims)`, faster for a part URL's claims (str key and upload id, int
-    part number, size and expiry, or a null size); any other claims go to the encoder."""
-    if (
-        len(claims) == 5
-        and type(claims.get("k")) is str
-        and type(claims.get("u")) is str
-        and type(claims.get("n")) is int
-        and (claims.get("s") is None or type(claims.get("s")) is int)
-        and type(claims.get("e")) is int
-        and list(claims) == ["k", "u", "n", "s", "e"]
-    ):
-        size = "null" if claims["s"] is None else str(claims["s"])
-        return (
-            f'{{"k":{_json_string(claims["k"])},"u":{_json_string(claims["u"])},"n":{claims["n"]},'
-            f'"s":{size},"e":{claims["e"]}}}'
-        )
-    return _compact_json.encode(claims)
 
 
 def signed_token(claims: dict[str, Any], *, salt: str) -> str:
-    """`signing.dumps(claims, salt=salt, compress=True)`, the same string, in half its time: the
-    JSON encoder and the HMAC's derived key are made once, not per token (a batch of part URLs
-    is ten tokens). tests/unit/test_local_signing_speed.py pins it to signing.dumps, and
-    signing.loads reads it: the format stays Django's."""
-    global _timestamp
-    data = _part_claims_json(claims).encode("latin-1")  # signing.JSONSerializer
-    compressed = zlib.compress(data)
-    if len(compressed) < len(data) - 1:
+    """`signing.dumps(claims, salt=salt, compress=True)`, the same string, faster: the JSON
+    encoder and the HMAC's derived key are made once, not per token. tests/unit/
+    test_local_signing_speed.py pins it to signing.dumps, and signing.loads reads it: the format
+    stays Django's."""
+    data = _compact_json.encode(claims).encode("latin-1")
+    return _signed(data, zlib.compress(data), signing.b62_encode(int(time.time())), _mac(salt))
+
+
+def sign_parts(
+    *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
+) -> list[SignedRequest]:
+    """Part URLs, each bound by its token to the key, upload id, part number, size (None: any
+    up to 5 GiB) and expiry, as sign_put binds them; the clock, expiry, URL prefix and HMAC key
+    are taken once per batch. A part token is `signing.dumps(claims, salt=_PUT_SALT)`, not
+    compressed: zlib spent more than signing the token on ~150 bytes of claims, for a URL ~30
+    characters shorter. verify_put reads tokens compressed or not (signing.loads does), so the
+    compressed part URLs handed out before keep working until they expire."""
+    now = int(time.time())
+    expires = now + expires_in
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    head = f'{{"k":{_json_string(key)},"u":{_json_string(upload_id)},"n":'
+    tail = f',"e":{expires}}}'
+    timestamp = signing.b62_encode(now)
+    mac = _mac(_PUT_SALT)
+    prefix = _put_url_prefix()
+    signed = []
+    for number, size in parts:
+        # json.dumps' compact JSON of {"k", "u", "n", "s", "e"} (sign_put's claims of a part).
+        data = f'{head}{int(number)},"s":{"null" if size is None else int(size)}{tail}'.encode()
+        token = _signed(data, None, timestamp, mac)
+        url = put_url(token) if prefix is None else prefix + token
+        signed.append(SignedRequest(url=url, expires_at=expires_at, headers={}))
+    return signed
+
+
+def _signed(data: bytes, compressed: bytes | None, timestamp: str, mac: "hmac.HMAC") -> str:
+    """TimestampSigner.sign_object's token of `data`, compressed (when given and 2 bytes or
+    more shorter, as signing.dumps decides) or not, with `timestamp` (base62 seconds) and `mac`
+    (the salted HMAC before any input)."""
+    if compressed is not None and len(compressed) < len(data) - 1:
         value = "." + signing.b64_encode(compressed).decode()
     else:
         value = signing.b64_encode(data).decode()
-    now = int(time.time())
-    second, timestamp = _timestamp
-    if second != now:
-        timestamp = signing.b62_encode(now)
-        _timestamp = (now, timestamp)
     value = f"{value}:{timestamp}"  # TimestampSigner.sign
-    secret = settings.SECRET_KEY
-    base = _macs.get((salt, secret))
-    if base is None:  # salted_hmac(salt + "signer", value, secret, algorithm="sha256"), as Signer.signature
-        derived = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
-        base = _macs[(salt, secret)] = hmac.new(derived, digestmod=hashlib.sha256)
-    mac = base.copy()
+    mac = mac.copy()
     mac.update(value.encode())
     return f"{value}:{signing.b64_encode(mac.digest()).decode()}"
+
+
+def _mac(salt: str) -> "hmac.HMAC":
+    """salted_hmac(salt + "signer", ..., settings.SECRET_KEY, algorithm="sha256") before any
+    input, as Signer.signature makes it; one per salt and secret."""
+    secret = settings.SECRET_KEY
+    base = _macs.get((salt, secret))
+    if base is None:
+        derived = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
+        base = _macs[(salt, secret)] = hmac.new(derived, digestmod=hashlib.sha256)
+    return base
 
 
 # What signing.dumps writes (URL-safe base64, "." for compressed, ":" between the parts): no
@@ -119,16 +131,21 @@ def put_url(token: str) -> str:
     """`reverse("local-storage-put", args=[token])`, which is slower than signing the token: a
     batch of part URLs spent a third of its time there. The path before the token is reversed
     once per script prefix and URLconf; a token reverse() would quote goes through reverse()."""
-    if not _TOKEN.fullmatch(token):
-        return reverse("local-storage-put", args=[token])
+    prefix = _put_url_prefix() if _TOKEN.fullmatch(token) else None
+    return reverse("local-storage-put", args=[token]) if prefix is None else prefix + token
+
+
+def _put_url_prefix() -> str | None:
+    """The path put_url puts before a token of _TOKEN's characters (every token signed here);
+    None if the route no longer ends with the token."""
     where = (get_script_prefix(), get_urlconf(), settings.ROOT_URLCONF)
     prefix = _put_url_prefixes.get(where)
     if prefix is None:
         sample = reverse("local-storage-put", args=["t"])
-        if not sample.endswith("/t"):  # the route no longer ends with the token
-            return reverse("local-storage-put", args=[token])
+        if not sample.endswith("/t"):
+            return None
         prefix = _put_url_prefixes[where] = sample[:-1]
-    return prefix + token
+    return prefix
 
 
 def verify_put(token: str, content_length: int | None) -> dict[str, Any]:

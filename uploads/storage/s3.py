@@ -108,6 +108,14 @@ class S3Storage:
         )
         return _signed(url, expires_in, {})
 
+    def presign_parts(
+        self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
+    ) -> list[SignedRequest]:
+        return [
+            self.presign_part(key=key, upload_id=upload_id, part_number=n, size=size, expires_in=expires_in)
+            for n, size in parts
+        ]
+
     def _presign(
         self, operation: str, params: dict[str, Any], expires_in: int, headers: dict[str, str], method: str = "PUT"
     ) -> SignedRequest:
