@@ -302,3 +302,22 @@ def test_upload_whose_parts_hold_their_own_bytes_keeps_that_layout_to_the_end(tm
     complete(storage, upload_id)
     assert stored_object(tmp_path) == b"".join([*earlier, last])
     assert storage.head(key=KEY).etag == s3_multipart_etag([*earlier, last])  # type: ignore[union-attr]
+
+
+def test_listing_an_upload_completed_while_it_starts_is_upload_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not an error of the portal's: the resume GET then asks for the object instead."""
+    storage = LocalStorage(tmp_path)
+    upload_id = upload(storage, [os.urandom(SIZE)])
+    found = storage._open_upload
+
+    def found_then_completed(key: str, upload_id: str) -> Path:
+        directory = found(key, upload_id)
+        monkeypatch.setattr(storage, "_open_upload", found)
+        complete(storage, upload_id)
+        return directory
+
+    monkeypatch.setattr(storage, "_open_upload", found_then_completed)
+    with pytest.raises(UploadNotFound):
+        storage.list_parts(key=KEY, upload_id=upload_id)
