@@ -105,7 +105,7 @@ def test_list_parts_reads_every_page(storage: S3Storage, s3: Any, list_parts_req
 
     assert [(p.part_number, p.size) for p in parts] == [(n, 100 + n) for n in range(1, 6)]
     assert [p.etag for p in parts] == [f'"{md5(body).hexdigest()}"' for body in bodies]
-    assert 2 in {r["PartNumberMarker"] for r in list_parts_requests}  # S3's short first page was read past
+    assert len(list_parts_requests) == 3  # pages of 2, 2 and 1 part
 
 
 def test_list_parts_of_a_gone_upload_raises_upload_not_found(storage: S3Storage) -> None:

@@ -4,7 +4,6 @@ through boto3's own AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3."""
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -28,11 +27,6 @@ from uploads.storage.s3_signing import S3Presigner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ListPartsOutputTypeDef
-
-PARTS_PAGE = 1000  # S3's largest ListParts page
-LAST_PART_NUMBER = 10_000  # S3 numbers parts 1..10,000
-LISTING_THREADS = 4  # spans read at once by list_parts
 
 
 class S3Storage:
@@ -135,43 +129,15 @@ class S3Storage:
         return response["UploadId"]
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
-        """ListParts pages one after another cost a round trip per 1,000 parts (ten at 10,000)
-        on the resume GET and on completion. Part numbers are bounded (1..10,000) and a request
-        may start after any number, so once the first page is truncated the rest of that range
-        is read as page-sized spans at once. boto3 clients are thread-safe and this one is built
-        once per storage (cached), so the threads share it."""
-        with _translated_errors():
-            page = self._list_parts_page(key, upload_id, marker=0)
-            parts = _stored_parts(page)
-            if not page.get("IsTruncated"):
-                return parts
-            after = page["NextPartNumberMarker"]
-            edges = [after, *range((after // PARTS_PAGE + 1) * PARTS_PAGE, LAST_PART_NUMBER, PARTS_PAGE)]
-            spans = zip(edges, [*edges[1:], LAST_PART_NUMBER], strict=True)
-            pool = ThreadPoolExecutor(max_workers=LISTING_THREADS)
-            try:
-                for span in pool.map(lambda span: self._parts_in(key, upload_id, *span), spans):
-                    parts.extend(span)
-            finally:
-                pool.shutdown(cancel_futures=True)  # after an error, spans not yet started never start
-        return parts
-
-    def _parts_in(self, key: str, upload_id: str, after: int, last: int) -> list[StoredPart]:
-        """Parts numbered after < n <= last. S3 may answer with fewer parts than asked, so the
-        span follows NextPartNumberMarker until it reaches its end or S3 has no more."""
         parts: list[StoredPart] = []
-        while after < last:
-            page = self._list_parts_page(key, upload_id, marker=after)
-            parts.extend(p for p in _stored_parts(page) if p.part_number <= last)
-            if not page.get("IsTruncated"):
-                break
-            after = page["NextPartNumberMarker"]
-        return parts
-
-    def _list_parts_page(self, key: str, upload_id: str, *, marker: int) -> "ListPartsOutputTypeDef":
-        return self.client.list_parts(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=PARTS_PAGE
-        )
+        with _translated_errors():
+            paginator = self.client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                parts.extend(
+                    StoredPart(part_number=p["PartNumber"], size=p["Size"], etag=p["ETag"])
+                    for p in page.get("Parts", [])
+                )
+        return sorted(parts, key=lambda p: p.part_number)
 
     def complete_multipart(self, *, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
         with _translated_errors():
@@ -210,10 +176,6 @@ class S3Storage:
         """HeadBucket: the bucket exists and these credentials reach it."""
         with _translated_errors():
             self.client.head_bucket(Bucket=self.bucket)
-
-
-def _stored_parts(page: "ListPartsOutputTypeDef") -> list[StoredPart]:
-    return [StoredPart(part_number=p["PartNumber"], size=p["Size"], etag=p["ETag"]) for p in page.get("Parts", [])]
 
 
 def _signed(url: str, expires_in: int, headers: dict[str, str], method: str = "PUT") -> SignedRequest:
