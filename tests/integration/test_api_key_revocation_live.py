@@ -5,8 +5,6 @@ those 5 s, with nothing sent between the processes."""
 import http.client
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +14,11 @@ from pathlib import Path
 import pytest
 
 from tenants.api_key_cache import CACHE_SECONDS
+from tests.integration.live_gunicorn import ROOT, free_port, running_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
 STATUS = "/v1/catalog/status/trk_000000000000000000000000"  # 404 with a live key, 401 without
 WORKERS = 3
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Portal:
@@ -42,7 +34,7 @@ class Portal:
             "API_RATE_PER_KEY": "off",
             "API_RATE_PER_TENANT": "off",
         }
-        self.port = _free_port()
+        self.port = free_port()
         self.key = ""
 
     def manage(self, *args: str) -> str:
@@ -67,36 +59,8 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
     portal.manage("migrate", "--no-input")
     portal.manage("create_tenant", "tenant_live", "--name", "Live")
     portal.key = portal.manage("create_api_key", "tenant_live").strip().splitlines()[-1]
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi",
-            f"--bind=127.0.0.1:{portal.port}",
-            f"--workers={WORKERS}",
-            "--worker-class=gthread",
-            "--threads=2",
-            "--no-control-socket",
-        ],
-        cwd=ROOT,
-        env=portal.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if portal.status_code() == 404:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
-            time.sleep(0.1)
+    with running_gunicorn(port=portal.port, env=portal.env, workers=WORKERS, ready=lambda: portal.status_code() == 404):
         yield portal
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 def test_a_key_revoked_by_the_command_is_refused_by_every_worker_within_five_seconds(portal: Portal) -> None:

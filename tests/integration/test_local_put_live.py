@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.live_gunicorn import ROOT, accepts_connections, free_port, running_gunicorn
+
 MIB = 1024 * 1024
 PART_SIZE = 3 * MIB  # several of the storage's 1 MiB blocks
 FILE_SIZE = 2 * PART_SIZE + 1_000  # a last part short enough to share a read with what follows it
@@ -144,38 +144,9 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     manage("migrate", "--no-input")
     manage("create_tenant", "tenant_live", "--name", "Live")
     key = manage("create_api_key", "tenant_live").strip().splitlines()[-1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi",
-            f"--bind=127.0.0.1:{port}",
-            "--workers=1",
-            "--worker-class=gthread",
-            "--threads=2",
-            "--no-control-socket",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
-                time.sleep(0.1)
+    port = free_port()
+    with running_gunicorn(port=port, env=env, workers=1, ready=accepts_connections(port)):
         yield Portal(data, port, key)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 def md5_etag(data: bytes) -> str:
