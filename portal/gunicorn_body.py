@@ -34,8 +34,9 @@ except ImportError:  # gunicorn is the production server, not a dependency of th
 
 
 class SocketBody:
-    """The rest of one request's body, `fill`ed into caller buffers (see uploads.storage.files.
-    body_blocks); 0 once Content-Length bytes were taken or the peer closed early."""
+    """The rest of one request's body, `fill`ed into caller buffers (see
+    uploads.storage.request_body.body_blocks); 0 once Content-Length bytes were taken or the
+    peer closed early."""
 
     def __init__(self, body: Any, reader: Any, unreader: Any) -> None:
         self._body = body

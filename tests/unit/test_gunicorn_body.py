@@ -23,7 +23,7 @@ from gunicorn.http.wsgi import create  # type: ignore[import-untyped]
 from portal.gunicorn_body import SocketBody, socket_body
 from uploads.errors import InvalidInput
 from uploads.storage.files import CHUNK_SIZE
-from uploads.storage.local_parts import body_blocks
+from uploads.storage.request_body import body_blocks
 
 pytestmark = pytest.mark.once  # sockets and gunicorn's parser, no database
 

@@ -34,16 +34,9 @@ from uploads.storage.base import (
     UploadNotFound,
 )
 from uploads.storage.files import HashedTempFile, locked, sync_dir, write_json_atomic
-from uploads.storage.local_parts import (
-    Readable,
-    UploadGate,
-    assemble,
-    body_blocks,
-    multipart_etag,
-    parse_record,
-    receive_part,
-)
+from uploads.storage.local_parts import UploadGate, assemble, multipart_etag, parse_record, receive_part
 from uploads.storage.local_signing import PostPolicy, sign_get, sign_parts, sign_post, sign_put, verify_put
+from uploads.storage.request_body import Readable, body_blocks
 
 
 class LocalStorage:

@@ -26,13 +26,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
 
 from portal.private_files import open_private
-from uploads.errors import InvalidInput, TooLarge
 from uploads.storage.base import PartsRejected, StorageError, StoredPart, UploadNotFound
 from uploads.storage.files import (
-    CHUNK_SIZE,
     HashedTempFile,
     copy_range,
     locked,
@@ -41,27 +38,13 @@ from uploads.storage.files import (
     sync_dir,
     write_at,
 )
+from uploads.storage.request_body import Readable, body_blocks
 
 # A part whose slot would end past this offset gets a file of its own (ext4 files stop at
 # 16 TiB; a client of an open upload may send part 10,000 at 5 GiB).
 SLOT_SPAN_LIMIT = 1 << 40
 DATA_PREFIX = "data."
 MD5_HEX_LENGTH = 32
-
-
-class ReadsBytes(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-@runtime_checkable
-class Fillable(Protocol):
-    """A body that puts its next bytes into the caller's buffer and says how many (0: it
-    ended), so a block costs no new object and no copy (portal.gunicorn_body.SocketBody)."""
-
-    def fill(self, buffer: memoryview, /) -> int: ...
-
-
-Readable = ReadsBytes | Fillable  # a request body
 
 
 @dataclass(frozen=True)
@@ -88,53 +71,6 @@ def parse_record(name: str) -> tuple[int, str] | None:
     if not dot or not number.isdigit() or len(md5) != MD5_HEX_LENGTH:
         return None
     return int(number), md5
-
-
-def body_blocks(body: Readable, length: int) -> Iterator[bytes | memoryview]:
-    """Exactly `length` bytes of a request body, CHUNK_SIZE at a time; a body that ends early or
-    runs on is the client's error, noticed before anything counts as stored.
-
-    A Fillable body's blocks are views of one buffer, filled again for the next block: use each
-    block before asking for the next and keep no reference to it."""
-    if isinstance(body, Fillable):
-        yield from _filled_blocks(body, length)
-        return
-    remaining = length
-    while remaining:
-        chunk = body.read(min(CHUNK_SIZE, remaining))
-        if not chunk:
-            raise _ended_early(remaining)
-        remaining -= len(chunk)
-        yield chunk
-    if body.read(1):
-        raise _too_long()
-
-
-def _filled_blocks(body: Fillable, length: int) -> Iterator[memoryview]:
-    buffer = memoryview(bytearray(min(CHUNK_SIZE, length) or 1))
-    remaining = length
-    while remaining:
-        block = buffer[: min(len(buffer), remaining)]
-        filled = 0
-        while filled < len(block):  # a whole block: fewer, larger hash updates and writes
-            count = body.fill(block[filled:])
-            if not count:
-                raise _ended_early(remaining - filled)
-            filled += count
-        remaining -= filled
-        yield block
-    if body.fill(buffer[:1]):
-        raise _too_long()
-
-
-def _ended_early(missing: int) -> InvalidInput:
-    return InvalidInput(
-        "The request body ended before Content-Length bytes arrived.", details={"missingBytes": missing}
-    )
-
-
-def _too_long() -> TooLarge:
-    return TooLarge("The request body is longer than its Content-Length.")
 
 
 class UploadGate:
