@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from uploads.storage.sigv4 import (
     ALGORITHM,
@@ -42,8 +42,8 @@ from uploads.storage.sigv4 import (
     Unsupported,
     check_common,
     check_content_type,
+    endpoint_of,
     hmac_sha256,
-    host_of,
     put_object_params,
     query_value,
     request_signature,
@@ -361,20 +361,9 @@ class S3Presigner:
             Params=upload_part_params(self.bucket, _PROBE_KEY, _PROBE_UPLOAD_ID, 7, size),
             ExpiresIn=expires_in,
         )
-        parts = urlsplit(reference)
-        quoted_key = quote(_PROBE_KEY, safe=SAFE_KEY)
-        if not parts.path.endswith(quoted_key) or parts.fragment:
-            return "the key is not the end of the URL's path, quoted as expected"
-        credential = query_value(reference, "X-Amz-Credential").split("/")
-        if len(credential) != 5 or credential[3:] != ["s3", "aws4_request"]:
-            return "the probe URL is not signed with SigV4 for s3"
-        path_prefix = parts.path[: -len(quoted_key)]
-        endpoint = Endpoint(
-            base=f"{parts.scheme}://{parts.netloc}{path_prefix}",
-            path_prefix=path_prefix,
-            host=host_of(parts.scheme, parts.netloc),
-            region=credential[2],
-        )
+        endpoint = endpoint_of(reference, _PROBE_KEY)
+        if isinstance(endpoint, str):
+            return endpoint
         # Each probe is checked at its own X-Amz-Date: a second may pass between them.
         probes: list[tuple[str, Callable[[tuple[str, str]], str]]] = [
             (

@@ -1,13 +1,14 @@
 """SigV4 query-string signing as botocore does it for S3, reduced to what a presigned
 UploadPart or PutObject needs: the values a signature is made of, botocore's quoting rules, the
-argument checks that keep unusual calls with boto3, and the signature itself. The presigner
-(uploads.storage.s3_signing) decides when these may be used."""
+argument checks that keep unusual calls with boto3, the signature itself, and the endpoint
+read from a probe URL. The presigner (uploads.storage.s3_signing) decides when these may be
+used."""
 
 import hmac
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 MAX_PART_NUMBER: Final = 10_000  # S3's range; boto3 would sign any integer
 MAX_EXPIRES_SECONDS: Final = 7 * 24 * 3600  # SigV4's longest query-string lifetime
@@ -110,3 +111,22 @@ def request_signature(scope: Scope, timestamp: str, canonical_request: str) -> s
     request_hash = sha256(canonical_request.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope.scope}\n{request_hash}"
     return hmac.digest(scope.signing_key, string_to_sign.encode(), "sha256").hex()
+
+
+def endpoint_of(url: str, key: str) -> Endpoint | str:
+    """What a presigned URL for `key` says of its endpoint (the prefix before the key, the host
+    signed, the region), or why it cannot be read that way."""
+    parts = urlsplit(url)
+    quoted_key = quote(key, safe=SAFE_KEY)
+    if not parts.path.endswith(quoted_key) or parts.fragment:
+        return "the key is not the end of the URL's path, quoted as expected"
+    credential = query_value(url, "X-Amz-Credential").split("/")
+    if len(credential) != 5 or credential[3:] != ["s3", "aws4_request"]:
+        return "the probe URL is not signed with SigV4 for s3"
+    path_prefix = parts.path[: -len(quoted_key)]
+    return Endpoint(
+        base=f"{parts.scheme}://{parts.netloc}{path_prefix}",
+        path_prefix=path_prefix,
+        host=host_of(parts.scheme, parts.netloc),
+        region=credential[2],
+    )
