@@ -130,9 +130,9 @@ def test_url_just_before_its_expiry_still_works(
 
 def test_part_url_signed_already_expired_is_403_url_expired(api: APIClient, part_one: dict[str, Any]) -> None:
     media = MediaUpload.objects.get(media_id=part_one["mediaId"])
-    signed = get_storage().presign_part(
-        key=media.object_key, upload_id=media.multipart_upload_id, part_number=1, size=PART, expires_in=-1
-    )
+    signed = get_storage().presign_parts(
+        key=media.object_key, upload_id=media.multipart_upload_id, parts=[(1, PART)], expires_in=-1
+    )[0]
     assert_error(put_bytes(f"http://testserver{signed.url}", payload(PART)), 403, "url_expired")
     assert api.get(f"/v1/catalog/uploads/{media.media_id}").json()["completedParts"] == []
 

@@ -210,9 +210,9 @@ def test_part_of_the_wrong_size_at_storage_is_pending_and_blocks_completion(api:
     created = create_upload(api)
     media = MediaUpload.objects.get(media_id=created["mediaId"])
     # A part signed for the wrong size behind the API's back (a buggy or hostile signer).
-    wrong = get_storage().presign_part(
-        key=media.object_key, upload_id=media.multipart_upload_id, part_number=1, size=PART - 1, expires_in=60
-    )
+    wrong = get_storage().presign_parts(
+        key=media.object_key, upload_id=media.multipart_upload_id, parts=[(1, PART - 1)], expires_in=60
+    )[0]
     assert put_bytes(f"http://testserver{wrong.url}", PARTS[0][:-1]).status_code == 200
     assert progress(api, media.media_id)["pendingParts"] == [1, 2, 3, 4, 5]
     error = assert_error(complete(api, media.media_id), 409, "parts_mismatch")

@@ -91,7 +91,7 @@ def test_stored_objects_parts_and_metadata_are_private(tmp_path: Path, umask_022
         if_none_match="*",
     )
     upload_id = storage.create_multipart(key="t/a/trk/med.ogg", content_type="audio/ogg")
-    part = storage.presign_part(key="t/a/trk/med.ogg", upload_id=upload_id, part_number=1, size=4, expires_in=60)
+    part = storage.presign_parts(key="t/a/trk/med.ogg", upload_id=upload_id, parts=[(1, 4)], expires_in=60)[0]
     storage.receive_put(token=part.url.rsplit("/", 1)[-1], body=io.BytesIO(b"part"), content_length=4)
     incoming = storage.open_incoming(PostPolicy(key="t/a/trk/form.jpg", content_type="image/jpeg", max_bytes=10))
     incoming.write(b"form")

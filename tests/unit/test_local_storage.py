@@ -14,9 +14,9 @@ from uploads.storage import LocalStorage, UploadNotFound
 def upload_parts(storage: LocalStorage, parts: list[bytes]) -> str:
     upload_id = storage.create_multipart(key="t/a/trk/med.ogg", content_type="audio/ogg")
     for number, data in enumerate(parts, start=1):
-        signed = storage.presign_part(
-            key="t/a/trk/med.ogg", upload_id=upload_id, part_number=number, size=len(data), expires_in=60
-        )
+        signed = storage.presign_parts(
+            key="t/a/trk/med.ogg", upload_id=upload_id, parts=[(number, len(data))], expires_in=60
+        )[0]
         token = signed.url.rstrip("/").rsplit("/", 1)[-1]
         storage.receive_put(token=token, body=io.BytesIO(data), content_length=len(data), content_type="")
     return upload_id
@@ -51,7 +51,7 @@ def test_assembled_object_is_the_parts_in_order_with_s3s_etag(
 def test_part_arriving_while_the_upload_is_aborted_is_upload_not_found(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     upload_id = storage.create_multipart(key="t/a/trk/med.ogg", content_type="audio/ogg")
-    signed = storage.presign_part(key="t/a/trk/med.ogg", upload_id=upload_id, part_number=1, size=10, expires_in=60)
+    signed = storage.presign_parts(key="t/a/trk/med.ogg", upload_id=upload_id, parts=[(1, 10)], expires_in=60)[0]
 
     class AbortedMidway(io.BytesIO):
         def read(self, size: int | None = -1, /) -> bytes:

@@ -38,7 +38,7 @@ def put(storage: LocalStorage, data: bytes = b"photo", key: str = KEY) -> str:
 
 def open_upload(storage: LocalStorage, data: bytes = b"part") -> str:
     upload_id = storage.create_multipart(key=AUDIO_KEY, content_type="audio/ogg")
-    signed = storage.presign_part(key=AUDIO_KEY, upload_id=upload_id, part_number=1, size=len(data), expires_in=60)
+    signed = storage.presign_parts(key=AUDIO_KEY, upload_id=upload_id, parts=[(1, len(data))], expires_in=60)[0]
     storage.receive_put(token=signed.url.rsplit("/", 1)[-1], body=io.BytesIO(data), content_length=len(data))
     return upload_id
 
@@ -111,7 +111,7 @@ def test_form_post_refused_as_already_stored_leaves_no_temp_file(tmp_path: Path)
 def test_part_whose_rename_fails_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = LocalStorage(tmp_path)
     upload_id = storage.create_multipart(key=AUDIO_KEY, content_type="audio/ogg")
-    signed = storage.presign_part(key=AUDIO_KEY, upload_id=upload_id, part_number=1, size=4, expires_in=60)
+    signed = storage.presign_parts(key=AUDIO_KEY, upload_id=upload_id, parts=[(1, 4)], expires_in=60)[0]
     with monkeypatch.context() as failing:
         fail_replace_into(failing, "multipart")
         with pytest.raises(OSError):

@@ -30,7 +30,7 @@ def s3_multipart_etag(parts: list[bytes]) -> str:
 
 
 def put_part(storage: LocalStorage, upload_id: str, number: int, body: io.RawIOBase | io.BytesIO, size: int) -> str:
-    signed = storage.presign_part(key=KEY, upload_id=upload_id, part_number=number, size=size, expires_in=60)
+    signed = storage.presign_parts(key=KEY, upload_id=upload_id, parts=[(number, size)], expires_in=60)[0]
     return storage.receive_put(token=signed.url.rsplit("/", 1)[-1], body=body, content_length=size)
 
 
@@ -166,7 +166,7 @@ def test_part_sent_again_with_another_size_replaces_the_earlier_one(tmp_path: Pa
     storage = LocalStorage(tmp_path)
     first, second = os.urandom(SIZE), os.urandom(SIZE // 2)
     upload_id = upload(storage, [first])
-    signed = storage.presign_part(key=KEY, upload_id=upload_id, part_number=1, size=None, expires_in=60)
+    signed = storage.presign_parts(key=KEY, upload_id=upload_id, parts=[(1, None)], expires_in=60)[0]
     storage.receive_put(token=signed.url.rsplit("/", 1)[-1], body=io.BytesIO(second), content_length=len(second))
     assert storage.list_parts(key=KEY, upload_id=upload_id) == [StoredPart(1, len(second), etag(second))]
     complete(storage, upload_id)

@@ -22,11 +22,11 @@ def storage(s3: Any) -> S3Storage:
 
 def test_a_part_url_without_a_size_signs_no_length(storage: S3Storage) -> None:
     bucket, key, query = signed_parts_of(
-        storage.presign_part(key=KEY, upload_id="u1", part_number=9999, size=None, expires_in=900).url
+        storage.presign_parts(key=KEY, upload_id="u1", parts=[(9999, None)], expires_in=900)[0].url
     )
     assert (bucket, key, query["partNumber"], query["uploadId"]) == (BUCKET, KEY, "9999", "u1")
     assert signed_headers(query) == {"host"}
-    sized = signed_parts_of(storage.presign_part(key=KEY, upload_id="u1", part_number=1, size=10, expires_in=900).url)
+    sized = signed_parts_of(storage.presign_parts(key=KEY, upload_id="u1", parts=[(1, 10)], expires_in=900)[0].url)
     assert "content-length" in signed_headers(sized[2])
 
 

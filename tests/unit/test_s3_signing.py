@@ -77,7 +77,7 @@ def test_a_put_without_a_declared_size_is_never_signed_as_s3_would_take_any_body
 
 
 def test_presigned_part_signs_upload_id_part_number_expiry_and_length(storage: S3Storage) -> None:
-    signed = storage.presign_part(key=KEY, upload_id="upload-abc", part_number=7, size=65536, expires_in=900)
+    signed = storage.presign_parts(key=KEY, upload_id="upload-abc", parts=[(7, 65536)], expires_in=900)[0]
 
     bucket, key, query = signed_parts_of(signed.url)
     assert (bucket, key) == (BUCKET, KEY)
@@ -90,8 +90,8 @@ def test_presigned_part_signs_upload_id_part_number_expiry_and_length(storage: S
 
 
 def test_presigned_expiry_is_reported_in_the_signed_request(storage: S3Storage) -> None:
-    short = storage.presign_part(key=KEY, upload_id="u", part_number=1, size=1, expires_in=60)
-    long = storage.presign_part(key=KEY, upload_id="u", part_number=1, size=1, expires_in=3600)
+    short = storage.presign_parts(key=KEY, upload_id="u", parts=[(1, 1)], expires_in=60)[0]
+    long = storage.presign_parts(key=KEY, upload_id="u", parts=[(1, 1)], expires_in=3600)[0]
 
     assert 3500 < (long.expires_at - short.expires_at).total_seconds() < 3600
 
@@ -198,5 +198,5 @@ def test_object_uri_names_bucket_and_key() -> None:
 
 
 def test_urls_on_aws_use_the_regional_virtual_host(storage: S3Storage) -> None:
-    signed = storage.presign_part(key=KEY, upload_id="u1", part_number=1, size=10, expires_in=60)
+    signed = storage.presign_parts(key=KEY, upload_id="u1", parts=[(1, 10)], expires_in=60)[0]
     assert urlsplit(signed.url).netloc == f"{BUCKET}.s3.{REGION}.amazonaws.com"

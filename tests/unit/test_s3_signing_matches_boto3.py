@@ -350,11 +350,11 @@ def test_storage_signs_parts_and_puts_as_boto3_would(monkeypatch: pytest.MonkeyP
     with frozen_at(storage.presigner, dt.datetime(2030, 6, 7, 8, 9, 10, tzinfo=dt.UTC)):
         part = signed_here(
             storage.presigner,
-            lambda: storage.presign_part(key=key, upload_id="u-1", part_number=42, size=8 << 20, expires_in=900).url,
+            lambda: storage.presign_parts(key=key, upload_id="u-1", parts=[(42, 8 << 20)], expires_in=900)[0].url,
         )
         open_part = signed_here(
             storage.presigner,
-            lambda: storage.presign_part(key=key, upload_id="u-1", part_number=43, size=None, expires_in=900).url,
+            lambda: storage.presign_parts(key=key, upload_id="u-1", parts=[(43, None)], expires_in=900)[0].url,
         )
         put = signed_here(
             storage.presigner,

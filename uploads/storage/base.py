@@ -82,18 +82,13 @@ class StorageBackend(Protocol):
 
     def create_multipart(self, *, key: str, content_type: str) -> str: ...
 
-    def presign_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
-    ) -> SignedRequest:
-        """`size` None: any part up to S3's 5 GiB limit (clients that choose their own part
-        size); the parts are then checked at completion instead."""
-        ...
-
     def presign_parts(
         self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
     ) -> list[SignedRequest]:
-        """presign_part for each (part number, size) of `parts`, in their order: one batch of a
-        client's request, so what every URL shares is worked out once."""
+        """A URL for each (part number, size) of `parts`, in their order: one batch of a
+        client's request, so what every URL shares is worked out once. A size of None: any part
+        up to S3's 5 GiB limit (clients that choose their own part size); the parts are then
+        checked at completion instead."""
         ...
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:

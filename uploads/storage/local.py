@@ -61,11 +61,6 @@ class LocalStorage:
             claims["m"] = max_bytes
         return sign_put(claims, expires_in, headers)
 
-    def presign_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
-    ) -> SignedRequest:
-        return self.presign_parts(key=key, upload_id=upload_id, parts=[(part_number, size)], expires_in=expires_in)[0]
-
     def presign_parts(
         self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
     ) -> list[SignedRequest]:

@@ -100,19 +100,17 @@ class S3Storage:
             expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
         )
 
-    def presign_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int | None, expires_in: int
-    ) -> SignedRequest:
-        url = self.presigner.upload_part(
-            key=key, upload_id=upload_id, part_number=part_number, size=size, expires_in=expires_in
-        )
-        return _signed(url, expires_in, {})
-
     def presign_parts(
         self, *, key: str, upload_id: str, parts: Sequence[tuple[int, int | None]], expires_in: int
     ) -> list[SignedRequest]:
         return [
-            self.presign_part(key=key, upload_id=upload_id, part_number=n, size=size, expires_in=expires_in)
+            _signed(
+                self.presigner.upload_part(
+                    key=key, upload_id=upload_id, part_number=n, size=size, expires_in=expires_in
+                ),
+                expires_in,
+                {},
+            )
             for n, size in parts
         ]
 
