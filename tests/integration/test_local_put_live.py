@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,3 +231,34 @@ def test_part_arriving_in_small_slow_pieces_is_stored_whole(portal: Portal) -> N
     assert answer.status == 200
     assert answer.headers["etag"] == md5_etag(body)
     assert [path.name for path in upload.records(1)] == [f"00001.{hashlib.md5(body).hexdigest()}"]
+
+
+def test_parts_sent_at_once_one_of_them_twice_are_stored_byte_for_byte(portal: Portal) -> None:
+    """The server's threads write the parts into one data file side by side (straight from the
+    socket's buffer to the disk where the filesystem allows it), the repeated part over itself."""
+    upload = portal.new_upload()
+    content = os.urandom(FILE_SIZE)
+    sends = [*upload.parts, upload.parts[1]]
+    answers: dict[int, list[Response]] = {}
+
+    def send(part: dict[str, Any]) -> None:
+        start = (part["partNumber"] - 1) * PART_SIZE
+        conn = Connection(portal.port)
+        try:
+            conn.send(request("PUT", part["url"], content[start : start + part["size"]], part["headers"]))
+            answers.setdefault(part["partNumber"], []).append(conn.response())
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=send, args=(part,)) for part in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted((number, [a.status for a in got]) for number, got in answers.items()) == [
+        (1, [200]),
+        (2, [200, 200]),
+        (3, [200]),
+    ]
+    done = portal.api("POST", f"/v1/catalog/uploads/{upload.media_id}/complete")
+    assert portal.object_bytes(done["key"]) == content

@@ -29,16 +29,15 @@ from types import TracebackType
 
 from portal.private_files import open_private
 from uploads.storage.base import PartsRejected, StorageError, StoredPart, UploadNotFound
+from uploads.storage.block_writer import BlockWriter
 from uploads.storage.files import (
     HashedTempFile,
     copy_range,
     locked,
-    start_writeback,
     sync_data,
     sync_dir,
-    write_at,
 )
-from uploads.storage.request_body import Readable, body_blocks
+from uploads.storage.request_body import Fillable, Readable, body_blocks
 
 # A part whose slot would end past this offset gets a file of its own (ext4 files stop at
 # 16 TiB; a client of an open upload may send part 10,000 at 5 GiB).
@@ -165,22 +164,25 @@ def _receive(gate: UploadGate, directory: Path, part_number: int, body: Readable
                 (directory / name).unlink(missing_ok=True)
             if earlier:
                 sync_dir(directory)  # missing for good before its bytes change, even after a crash
-            fd = open_private(directory / slot.name, os.O_WRONLY | os.O_CREAT)
+            out = BlockWriter(directory / slot.name)
     if older_layout:
         return _receive_into_record(gate, directory, part_number, body, length)
     try:
+        aligned_memory = isinstance(body, Fillable)  # see body_blocks
+        if aligned_memory:
+            with gate.shared():
+                out.reserve(slot.offset, length)
         md5 = hashlib.md5(usedforsecurity=False)
         position = slot.offset
         for chunk in body_blocks(body, length):
             md5.update(chunk)  # releases the GIL on blocks this large
             with gate.shared():
-                write_at(fd, chunk, position)
-            start_writeback(fd, position, len(chunk))
+                out.write(chunk, position, aligned_memory=aligned_memory)
             position += len(chunk)
         digest = md5.hexdigest()
         record = _RecordAside(directory, length)
         try:
-            sync_data(fd)  # on ext4 and XFS this commit carries the record's creation too
+            out.sync()  # on ext4 and XFS this commit carries the record's creation too
             with gate.shared():
                 record.publish(record_name(part_number, digest))
         finally:
@@ -190,7 +192,7 @@ def _receive(gate: UploadGate, directory: Path, part_number: int, body: Readable
         _forget_slot(gate, directory, slot, length, part_number)
         raise
     finally:
-        os.close(fd)
+        out.close()
 
 
 class _RecordAside:

@@ -3,6 +3,7 @@ through `read()` from any WSGI server, or `fill`ed into one reused buffer where 
 allows it (portal.gunicorn_body). Either way exactly Content-Length bytes, or the client's
 error before anything counts as stored."""
 
+import mmap
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
@@ -29,8 +30,9 @@ def body_blocks(body: Readable, length: int) -> Iterator[bytes | memoryview]:
     """Exactly `length` bytes of a request body, CHUNK_SIZE at a time; a body that ends early or
     runs on is the client's error, noticed before anything counts as stored.
 
-    A Fillable body's blocks are views of one buffer, filled again for the next block: use each
-    block before asking for the next and keep no reference to it."""
+    A Fillable body's blocks are views of one page-aligned buffer (each starts at its start, so
+    it may go to disk with O_DIRECT: uploads.storage.block_writer), filled again for the next
+    block: use each block before asking for the next and keep no reference to it."""
     if isinstance(body, Fillable):
         yield from _filled_blocks(body, length)
         return
@@ -46,7 +48,7 @@ def body_blocks(body: Readable, length: int) -> Iterator[bytes | memoryview]:
 
 
 def _filled_blocks(body: Fillable, length: int) -> Iterator[memoryview]:
-    buffer = memoryview(bytearray(min(CHUNK_SIZE, length) or 1))
+    buffer = memoryview(mmap.mmap(-1, max(1, min(CHUNK_SIZE, length))))  # anonymous: page-aligned
     remaining = length
     while remaining:
         block = buffer[: min(len(buffer), remaining)]
