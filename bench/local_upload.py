@@ -18,8 +18,8 @@ Free memory before each timed write. On a virtual machine whose balloon hands fr
 to the host (virtio free page reporting, every ~2 s while memory is being freed, as on the
 machine this was measured on), the first write into such memory costs the host a page fault per
 page. A durable 512 MiB dd into a new file measured 290-350 MB/s after a 3 s pause and
-0.9-1.5 GB/s right after 512 MiB of page cache had been freed, and an upload right after its
-previous object was deleted 526-645 MB/s with 1.4-1.7 s of server CPU. Which state each timed
+0.9-1.5 GB/s right after 512 MiB of page cache had been freed, and an upload written through the
+page cache right after its previous object was deleted 526-645 MB/s. Which state each timed
 write met depended on the reporting pass's timing, and the upload, the longer write, met it more
 often (30% of its CPU then went to copying into new page-cache pages; the same code measured 0.5
 or 0.8 of the baseline). So each round waits 3 s before the dd and before the upload: both write
@@ -219,8 +219,8 @@ def _round(
     part_size: int,
     args: argparse.Namespace,
 ) -> Round:
-    """md5sum, dd, then the upload, back to back; the object is checked, then deleted so the
-    rounds do not fill the disk."""
+    """md5sum, dd, then the upload, one after the other (with the pause above before each write);
+    the object is checked, then deleted so the rounds do not fill the disk."""
     _, md5sum_seconds = _md5sum(source)
     time.sleep(SETTLE_SECONDS)  # see "Free memory before each timed write" above
     dd_seconds = _dd(source, portal.data_dir / "dd-baseline.bin")
