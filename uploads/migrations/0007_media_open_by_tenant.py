@@ -3,15 +3,20 @@
 import uploads.models
 from django.db import migrations, models
 
+from portal.online_migrations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The index is built while uploads go on writing the table (CONCURRENTLY on PostgreSQL),
+    # which cannot happen inside a transaction.
+    atomic = False
 
     dependencies = [
         ('uploads', '0006_outbox_claim_by_topic'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='mediaupload',
             index=models.Index(uploads.models.KeyTenant('object_key'), models.F('expires_at'), condition=models.Q(('status', 'pending')), name='uploads_media_open_by_tenant'),
         ),
