@@ -22,18 +22,16 @@ class AddIndexOnline(AddIndexConcurrently):
     def database_forwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: Any, to_state: Any
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+        _operation_for(schema_editor).database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: Any, to_state: Any
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+        _operation_for(schema_editor).database_backwards(self, app_label, schema_editor, from_state, to_state)
 
     def describe(self) -> str:
         return f"Create index {self.index.name} on {self.model_name} (CONCURRENTLY on PostgreSQL)"
+
+
+def _operation_for(schema_editor: BaseDatabaseSchemaEditor) -> type[AddIndex]:
+    return AddIndexConcurrently if schema_editor.connection.vendor == "postgresql" else AddIndex

@@ -16,7 +16,7 @@ boto3's: it is either the same string or boto3's own. Arguments outside what the
 What the probes taught is dropped, and the probes run again, when an S3 response through the
 client names another region for the bucket: botocore then signs for that region's host.
 Two differences remain, both bounded: for up to CREDENTIALS_TTL_SECONDS after a rotation a URL is
-signed with the previous credentials (still valid for minutes, see below), and an event handler
+signed with the previous credentials (still valid for minutes: s3_credentials), and an event handler
 registered on the client after the probes ran is not seen.
 
 The query parameters' order in the URL follows the order of the Params dict boto3 is given; the
@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from uploads.storage.s3_credentials import CREDENTIALS_TTL_SECONDS, FrozenCredentials
 from uploads.storage.sigv4 import (
     ALGORITHM,
     MAX_EXPIRES_SECONDS,
@@ -55,12 +56,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# How long a frozen copy of the client's credentials is reused. botocore refreshes role credentials
-# 15 minutes (advisory) or 10 minutes (mandatory) before they expire, so a copy at most this old is
-# valid for minutes longer than boto3's own copy would be at the same instant: a URL signed with
-# it lives exactly as long. Reading them per URL costs ~10 µs for refreshable credentials (a
-# timezone-aware clock read), as much as all the rest of the signing.
-CREDENTIALS_TTL_SECONDS: Final = 1.0
 
 _PROBE_KEY: Final = "probe/päth with spaces+~%.bin"  # quoting the probe key proves the quoting rule
 _PROBE_UPLOAD_ID: Final = "probe+upload/id=~"
@@ -84,12 +79,11 @@ class S3Presigner:
         self.client = client
         self.bucket = bucket
         self.clock = clock
-        self.credentials_ttl = credentials_ttl
         self._lock = threading.Lock()
+        self._credentials = FrozenCredentials(client, credentials_ttl)
         self._endpoint: Endpoint | None = None
         self._unsupported = False
         # Each cache is one tuple swapped whole: a reader sees either the old value or the new.
-        self._credentials: tuple[float, Any] = (float("-inf"), None)
         self._timestamp: tuple[int, str, str] = (-1, "", "")
         self._scope: Scope | None = None
         self._quoted_key: tuple[str, str] = ("", "")
@@ -109,7 +103,7 @@ class S3Presigner:
             if type(part_number) is not int or not 1 <= part_number <= MAX_PART_NUMBER:
                 raise Unsupported
             return self._sign_upload_part(
-                endpoint, self._amz_date(), key, upload_id, part_number, size, expires_in, self._frozen_credentials()
+                endpoint, self._amz_date(), key, upload_id, part_number, size, expires_in, self._credentials.get()
             )
         except Unsupported:
             return self.client.generate_presigned_url(
@@ -126,7 +120,7 @@ class S3Presigner:
             check_common(key=key, size=size, expires_in=expires_in, allow_no_size=False)
             check_content_type(content_type)
             return self._sign_put_object(
-                endpoint, self._amz_date(), key, content_type, size, expires_in, self._frozen_credentials()
+                endpoint, self._amz_date(), key, content_type, size, expires_in, self._credentials.get()
             )
         except Unsupported:
             return self.client.generate_presigned_url(
@@ -301,24 +295,6 @@ class S3Presigner:
         self._quoted_upload_id = (upload_id, quoted)
         return quoted
 
-    def _frozen_credentials(self) -> Any:
-        """The client's own credentials, frozen (access key, secret and token of one generation),
-        re-read from its provider at most every `credentials_ttl` seconds."""
-        deadline, frozen = self._credentials
-        now = time.monotonic()
-        if now < deadline:
-            return frozen
-        provider = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
-        if provider is None:  # no credentials: boto3 raises NoCredentialsError itself
-            raise Unsupported
-        frozen = provider.get_frozen_credentials()
-        if not isinstance(frozen.access_key, str) or not isinstance(frozen.secret_key, str):
-            raise Unsupported
-        if frozen.token is not None and not isinstance(frozen.token, str):
-            raise Unsupported
-        self._credentials = (now + self.credentials_ttl, frozen)
-        return frozen
-
     # --- learning the endpoint from boto3 -----------------------------------------------------------
 
     def _ready(self) -> Endpoint:
@@ -342,8 +318,8 @@ class S3Presigner:
         one benign reason for a difference. Errors (no credentials, say) are not remembered: the
         call falls back to boto3, which raises them where it always did."""
         for _ in range(2):
-            self._credentials = (float("-inf"), None)
-            credentials = self._frozen_credentials()
+            self._credentials.forget()
+            credentials = self._credentials.get()
             reason = self._probe(credentials)
             if reason is None:
                 return
